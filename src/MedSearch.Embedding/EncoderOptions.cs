@@ -1,0 +1,35 @@
+namespace MedSearch.Embedding;
+
+public enum EncoderDevice
+{
+    /// <summary>CUDA when ONNX Runtime can use it, otherwise CPU (the reason is kept in <see cref="ImageEncoder.FallbackReason"/>).</summary>
+    Auto,
+    Cpu,
+    /// <summary>CUDA or an error: for deployments where a silent CPU fallback would hide a broken GPU setup.</summary>
+    Cuda,
+}
+
+public sealed record EncoderOptions
+{
+    public EncoderDevice Device { get; init; } = EncoderDevice.Auto;
+
+    /// <summary>CUDA device ordinal; ignored on CPU.</summary>
+    public int DeviceId { get; init; }
+
+    /// <summary>ONNX Runtime intra-op threads (CPU kernels).</summary>
+    public int IntraOpThreads { get; init; } = Environment.ProcessorCount;
+
+    /// <summary>
+    /// Most images per ONNX Runtime run; larger <see cref="ImageEncoder.Embed(IReadOnlyList{MedSearch.Imaging.PixelImage}, Span{float})"/>
+    /// calls are split. Bounds the input buffer (600 KB per 224x224 image) and the activations.
+    /// </summary>
+    public int MaxBatchSize { get; init; } = 32;
+
+    internal void Validate()
+    {
+        if (!Enum.IsDefined(Device)) throw new ArgumentOutOfRangeException(nameof(Device), Device, "unknown encoder device");
+        if (DeviceId < 0) throw new ArgumentOutOfRangeException(nameof(DeviceId), DeviceId, "CUDA device id must not be negative");
+        if (IntraOpThreads < 1) throw new ArgumentOutOfRangeException(nameof(IntraOpThreads), IntraOpThreads, "at least one thread is needed");
+        if (MaxBatchSize < 1) throw new ArgumentOutOfRangeException(nameof(MaxBatchSize), MaxBatchSize, "batch size must be at least 1");
+    }
+}

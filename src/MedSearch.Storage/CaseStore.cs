@@ -1,0 +1,421 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Collections.Concurrent;
+using System.Diagnostics.CodeAnalysis;
+using System.Globalization;
+using System.Runtime.CompilerServices;
+using FASTER.core;
+using Google.Protobuf;
+using MedSearch.Storage.Records;
+
+namespace MedSearch.Storage;
+
+using Session = ClientSession<SpanByte, SpanByte, SpanByte, SpanByteAndMemory, Empty, CaseFunctions>;
+
+/// <summary>
+/// The record of truth: one <see cref="CaseRecord"/> per case id in a FASTER key-value store (key: the id as
+/// 8 little-endian bytes, value: the serialized record), with its log and checkpoints under one directory.
+/// </summary>
+/// <remarks>
+/// <para>
+/// Durability is per checkpoint. A record is durable once a <see cref="Checkpoint"/> taken after its
+/// <see cref="Upsert"/> (or <see cref="Delete"/>) has returned. Writes after the last completed checkpoint
+/// are lost on a crash, and also on a clean <see cref="Dispose"/>, which does not checkpoint: reopening
+/// recovers exactly the last checkpoint.
+/// </para>
+/// <para>
+/// All members are safe to call from many threads, except <see cref="Dispose"/>, which must not race other
+/// calls. FASTER sessions are single-threaded, so each call borrows one from a pool.
+/// </para>
+/// </remarks>
+public sealed class CaseStore : IDisposable
+{
+    private const int FormatVersion = 1;
+    private const string FormatPrefix = "medsearch-store ";
+    private const string FormatFileName = "FORMAT";
+
+    // A case with a 512-d float embedding serialises to about 2.2 KB: such values move through stack buffers,
+    // larger ones through pooled memory.
+    private const int InlineValueBytes = 4096;
+
+    // Upsert and Delete read before they write to keep Count exact; writers of the same id are serialised on
+    // one of these stripes so that read and write are one step. Case ids are hashes, so low bits spread well.
+    private const int StripeCount = 256;
+
+    // FASTER lays a record out as header + key + value, each 8-byte aligned, and a record may not span pages.
+    private const int RecordOverheadBytes = 64;
+
+    private readonly string _directory;
+    private readonly IDevice _logDevice;
+    private readonly DeviceLogCommitCheckpointManager _checkpointManager;
+    private readonly FasterKV<SpanByte, SpanByte> _kv;
+    private readonly CaseFunctions _functions = new();
+    private readonly ConcurrentBag<Session> _sessions = [];
+    private readonly Lock[] _stripes;
+    private readonly Lock _checkpointLock = new();
+    private readonly long _pageSize;
+    private long _count;
+    // Boxed so that readers on other threads never see a torn struct.
+    private StrongBox<CheckpointToken>? _lastCheckpoint;
+    private bool _disposed;
+
+    private CaseStore(string directory, CaseStoreOptions options, IDevice logDevice, DeviceLogCommitCheckpointManager checkpointManager)
+    {
+        _directory = directory;
+        _logDevice = logDevice;
+        _checkpointManager = checkpointManager;
+        _pageSize = options.PageSize;
+        _stripes = new Lock[StripeCount];
+        for (int i = 0; i < _stripes.Length; i++) _stripes[i] = new Lock();
+        _kv = new FasterKV<SpanByte, SpanByte>(new FasterKVSettings<SpanByte, SpanByte>
+        {
+            // FASTER sizes the hash index in bytes; each bucket is one 64-byte cache line.
+            IndexSize = options.IndexSize * 64,
+            LogDevice = logDevice,
+            PageSize = options.PageSize,
+            MemorySize = options.MemorySize,
+            ReadCacheEnabled = options.ReadCacheEnabled,
+            // FASTER's default read cache is 16 GiB as well; it gets the same budget as the log.
+            ReadCacheMemorySize = options.MemorySize,
+            ReadCachePageSize = options.PageSize,
+            CheckpointManager = checkpointManager,
+            // FASTER's own recovery on construction swallows every error and opens empty; Recover() below does not.
+            TryRecoverLatest = false,
+        });
+    }
+
+    /// <summary>Live records (upserted and not deleted since).</summary>
+    public long Count => Interlocked.Read(ref _count);
+
+    /// <summary>The checkpoint this store recovered to or last took; null for a store never checkpointed.</summary>
+    public CheckpointToken? LastCheckpoint => Volatile.Read(ref _lastCheckpoint)?.Value;
+
+    /// <summary>
+    /// Opens the store in <paramref name="directory"/> (created when missing or empty), recovering its latest
+    /// checkpoint. Layout: <c>FORMAT</c>, <c>log/</c> (FASTER log segments), <c>checkpoints/</c>.
+    /// </summary>
+    /// <exception cref="StoreException">
+    /// The directory holds another store format, something that is not a store, or a checkpoint that cannot be
+    /// recovered; or it cannot be created.
+    /// </exception>
+    public static CaseStore Open(string directory, CaseStoreOptions options)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(directory);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        var full = Path.GetFullPath(directory);
+        PrepareDirectory(full);
+
+        IDevice? logDevice = null;
+        DeviceLogCommitCheckpointManager? checkpointManager = null;
+        CaseStore? store = null;
+        try
+        {
+            // recoverDevice: find the segments already on disk so that recovered addresses can be read back.
+            logDevice = Devices.CreateLogDevice(Path.Combine(full, "log", "hlog"), recoverDevice: true);
+            checkpointManager = new DeviceLogCommitCheckpointManager(
+                new LocalStorageNamedDeviceFactory(),
+                new DefaultCheckpointNamingScheme(Path.Combine(full, "checkpoints")),
+                removeOutdated: true);
+            store = new CaseStore(full, options, logDevice, checkpointManager);
+            store.Recover();
+            return store;
+        }
+        catch (Exception e)
+        {
+            if (store is not null) store.Dispose();
+            else
+            {
+                checkpointManager?.Dispose();
+                logDevice?.Dispose();
+            }
+            if (e is StoreException) throw;
+            throw new StoreException($"store {full} cannot be opened: {e.Message}", e);
+        }
+    }
+
+    /// <summary>Inserts or replaces the record stored under <c>record.Id</c>.</summary>
+    /// <exception cref="ArgumentException">The serialized record does not fit in one log page.</exception>
+    public unsafe void Upsert(CaseRecord record)
+    {
+        ArgumentNullException.ThrowIfNull(record);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        int size = record.CalculateSize();
+        if (size > _pageSize - RecordOverheadBytes)
+            throw new ArgumentException(
+                $"case {record.Id} serialises to {size} bytes; a log page of {_pageSize} bytes holds at most {_pageSize - RecordOverheadBytes}. " +
+                $"Raise {nameof(CaseStoreOptions)}.{nameof(CaseStoreOptions.PageSize)}", nameof(record));
+
+        byte[]? rented = null;
+        Span<byte> value = size <= InlineValueBytes ? stackalloc byte[InlineValueBytes] : (rented = ArrayPool<byte>.Shared.Rent(size));
+        value = value[..size];
+        Span<byte> keyBytes = stackalloc byte[sizeof(ulong)];
+        BinaryPrimitives.WriteUInt64LittleEndian(keyBytes, record.Id);
+        var session = RentSession();
+        try
+        {
+            record.WriteTo(value);
+            fixed (byte* k = keyBytes)
+            fixed (byte* v = value)
+            {
+                var key = SpanByte.FromPointer(k, keyBytes.Length);
+                var val = SpanByte.FromPointer(v, value.Length);
+                lock (Stripe(record.Id))
+                {
+                    var probe = default(SpanByteAndMemory);
+                    bool existed = Read(session, record.Id, ref key, ref probe);
+                    var status = session.Upsert(ref key, ref val);
+                    if (status.IsPending) session.CompletePending(wait: true);
+                    if (!existed) Interlocked.Increment(ref _count);
+                }
+            }
+        }
+        finally
+        {
+            ReturnSession(session);
+            if (rented is not null) ArrayPool<byte>.Shared.Return(rented);
+        }
+    }
+
+    /// <summary>Reads the live record of <paramref name="id"/>, from memory or, for older records, from disk.</summary>
+    public unsafe bool TryGet(ulong id, [NotNullWhen(true)] out CaseRecord? record)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        Span<byte> keyBytes = stackalloc byte[sizeof(ulong)];
+        BinaryPrimitives.WriteUInt64LittleEndian(keyBytes, id);
+        Span<byte> inline = stackalloc byte[InlineValueBytes];
+        var session = RentSession();
+        try
+        {
+            fixed (byte* k = keyBytes)
+            fixed (byte* b = inline)
+            {
+                var key = SpanByte.FromPointer(k, keyBytes.Length);
+                var output = new SpanByteAndMemory(SpanByte.FromPointer(b, inline.Length));
+                if (!Read(session, id, ref key, ref output))
+                {
+                    record = null;
+                    return false;
+                }
+                using var pooled = output.Memory;
+                record = Parse(id, output.IsSpanByte ? output.SpanByte.AsReadOnlySpan() : pooled.Memory.Span[..output.Length]);
+                return true;
+            }
+        }
+        finally
+        {
+            ReturnSession(session);
+        }
+    }
+
+    /// <summary>Deletes the record of <paramref name="id"/>; false when there was none.</summary>
+    public unsafe bool Delete(ulong id)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        Span<byte> keyBytes = stackalloc byte[sizeof(ulong)];
+        BinaryPrimitives.WriteUInt64LittleEndian(keyBytes, id);
+        var session = RentSession();
+        try
+        {
+            fixed (byte* k = keyBytes)
+            {
+                var key = SpanByte.FromPointer(k, keyBytes.Length);
+                lock (Stripe(id))
+                {
+                    var probe = default(SpanByteAndMemory);
+                    if (!Read(session, id, ref key, ref probe)) return false;
+                    var status = session.Delete(ref key);
+                    if (status.IsPending) session.CompletePending(wait: true);
+                    Interlocked.Decrement(ref _count);
+                    return true;
+                }
+            }
+        }
+        finally
+        {
+            ReturnSession(session);
+        }
+    }
+
+    /// <summary>
+    /// Every live record once, in its latest version. Not a snapshot: records written while the enumeration
+    /// runs may or may not appear. Each enumeration builds a temporary in-memory table (FASTER's iterator
+    /// de-duplicates superseded versions that way), so it is meant for rebuilds, not per-request use.
+    /// </summary>
+    public IEnumerable<CaseRecord> Scan()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return ScanLive();
+    }
+
+    private IEnumerable<CaseRecord> ScanLive()
+    {
+        // The store-level Iterate() without functions is obsolete and throws in FASTER 2.x.
+        using var iterator = _kv.Iterate<SpanByte, SpanByteAndMemory, Empty, CaseFunctions>(_functions);
+        while (iterator.GetNext(out _))
+            yield return ParseCurrent(iterator);
+    }
+
+    /// <summary>
+    /// Takes a full fold-over checkpoint (hash index + log) and waits for it to be on disk; the previous
+    /// checkpoint is then removed. Every write that returned before this call is durable afterwards.
+    /// Concurrent writes may continue while it runs; they land in this checkpoint or the next.
+    /// </summary>
+    public CheckpointToken Checkpoint()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        lock (_checkpointLock)
+        {
+            // Read before the checkpoint starts, so every record below it belongs to the checkpointed version.
+            long position = _kv.Log.TailAddress;
+            var cookie = new byte[sizeof(long)];
+            BinaryPrimitives.WriteInt64LittleEndian(cookie, position);
+            _kv.CommitCookie = cookie;
+            bool taken;
+            Guid token;
+            try
+            {
+                (taken, token) = _kv.TakeFullCheckpointAsync(CheckpointType.FoldOver).AsTask().GetAwaiter().GetResult();
+            }
+            catch (Exception e)
+            {
+                throw new StoreException($"checkpoint of store {_directory} failed: {e.Message}", e);
+            }
+            if (!taken)
+                throw new StoreException($"checkpoint of store {_directory} was refused: FASTER is already running another checkpoint or index resize");
+            var checkpoint = new CheckpointToken(token, position);
+            Volatile.Write(ref _lastCheckpoint, new StrongBox<CheckpointToken>(checkpoint));
+            return checkpoint;
+        }
+    }
+
+    /// <summary>Closes the files. Does not checkpoint: writes since the last <see cref="Checkpoint"/> are dropped.</summary>
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        while (_sessions.TryTake(out var session)) session.Dispose();
+        _kv.Dispose();
+        _checkpointManager.Dispose();
+        _logDevice.Dispose();
+    }
+
+    private void Recover()
+    {
+        if (!_checkpointManager.GetLogCheckpointTokens().Any()) return;
+        try
+        {
+            _kv.Recover();
+        }
+        catch (Exception e)
+        {
+            throw new StoreException(
+                $"store {_directory} has a checkpoint that cannot be recovered ({e.Message}); its checkpoint metadata or log is damaged. " +
+                "Restore the directory from a backup, or move it away to start an empty store", e);
+        }
+        if (_kv.RecoveredCommitCookie is not { Length: sizeof(long) } cookie)
+            throw new StoreException($"store {_directory}: the recovered checkpoint carries no log position; it was not written by {nameof(CaseStore)}");
+        _kv.GetLatestCheckpointTokens(out var token, out _);
+        _lastCheckpoint = new StrongBox<CheckpointToken>(new CheckpointToken(token, BinaryPrimitives.ReadInt64LittleEndian(cookie)));
+
+        // FASTER does not persist a record count, so the recovered log is counted once.
+        using var iterator = _kv.Iterate<SpanByte, SpanByteAndMemory, Empty, CaseFunctions>(_functions);
+        long live = 0;
+        while (iterator.GetNext(out _)) live++;
+        _count = live;
+    }
+
+    /// <summary>Reads <paramref name="key"/> into <paramref name="output"/>, waiting for the disk when the record was evicted.</summary>
+    private bool Read(Session session, ulong id, ref SpanByte key, ref SpanByteAndMemory output)
+    {
+        var input = default(SpanByte);
+        var status = session.Read(ref key, ref input, ref output);
+        if (status.IsPending)
+        {
+            session.CompletePendingWithOutputs(out var completed, wait: true);
+            using (completed)
+            {
+                // One read was issued on this session, so exactly one completion comes back.
+                completed.Next();
+                status = completed.Current.Status;
+                output = completed.Current.Output;
+            }
+        }
+        if (status.IsFaulted)
+            throw new StoreException($"reading case {id} from store {_directory} failed");
+        return status.Found;
+    }
+
+    private CaseRecord Parse(ulong id, ReadOnlySpan<byte> bytes)
+    {
+        try
+        {
+            return CaseRecord.Parser.ParseFrom(bytes);
+        }
+        catch (InvalidProtocolBufferException e)
+        {
+            throw new StoreException($"case {id} in store {_directory} is not a valid CaseRecord: {e.Message}", e);
+        }
+    }
+
+    private CaseRecord ParseCurrent(IFasterScanIterator<SpanByte, SpanByte> iterator)
+        => Parse(BinaryPrimitives.ReadUInt64LittleEndian(iterator.GetKey().AsReadOnlySpan()), iterator.GetValue().AsReadOnlySpan());
+
+    private Lock Stripe(ulong id) => _stripes[(int)(id & (StripeCount - 1))];
+
+    private Session RentSession() => _sessions.TryTake(out var session) ? session : _kv.For(_functions).NewSession<CaseFunctions>();
+
+    private void ReturnSession(Session session) => _sessions.Add(session);
+
+    private static void PrepareDirectory(string directory)
+    {
+        var formatFile = Path.Combine(directory, FormatFileName);
+        try
+        {
+            // A FORMAT.tmp alone is a creation that crashed before its rename: still an empty store.
+            bool holdsOtherFiles = Directory.Exists(directory)
+                && Directory.EnumerateFileSystemEntries(directory).Any(entry => entry != formatFile + ".tmp");
+            if (File.Exists(formatFile))
+                CheckFormat(directory, File.ReadAllText(formatFile));
+            else if (holdsOtherFiles)
+                throw new StoreException(
+                    $"store directory {directory} is not empty but has no {FormatFileName} file: it is not a MedSearch store, or its {FormatFileName} file was lost");
+            else
+                WriteFormat(directory, formatFile);
+            Directory.CreateDirectory(Path.Combine(directory, "log"));
+            Directory.CreateDirectory(Path.Combine(directory, "checkpoints"));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new StoreException($"store directory {directory} cannot be prepared: {e.Message}", e);
+        }
+    }
+
+    private static void CheckFormat(string directory, string text)
+    {
+        var line = text.Trim();
+        if (!line.StartsWith(FormatPrefix, StringComparison.Ordinal)
+            || !int.TryParse(line.AsSpan(FormatPrefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out int version))
+        {
+            var shown = line.Length > 64 ? line[..64] + "..." : line;
+            throw new StoreException($"store directory {directory}: {FormatFileName} reads \"{shown}\", expected \"{FormatPrefix}{FormatVersion}\"");
+        }
+        if (version > FormatVersion)
+            throw new StoreException(
+                $"store directory {directory} was written by a newer MedSearch (store format {version}); this build reads format {FormatVersion} only");
+        if (version < FormatVersion)
+            throw new StoreException($"store directory {directory} has unknown store format {version}; this build reads format {FormatVersion}");
+    }
+
+    private static void WriteFormat(string directory, string formatFile)
+    {
+        Directory.CreateDirectory(directory);
+        var temp = formatFile + ".tmp";
+        using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
+        {
+            stream.Write(System.Text.Encoding.ASCII.GetBytes($"{FormatPrefix}{FormatVersion}\n"));
+            stream.Flush(flushToDisk: true);
+        }
+        File.Move(temp, formatFile, overwrite: true);
+    }
+}

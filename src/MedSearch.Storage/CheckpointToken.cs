@@ -1,0 +1,10 @@
+namespace MedSearch.Storage;
+
+/// <summary>
+/// Names one completed store checkpoint. <see cref="Position"/> is the log tail when the checkpoint began:
+/// every record written below that log address is in the checkpoint, so derived data tagged with it is
+/// known to reflect at least those writes.
+/// </summary>
+/// <param name="Token">FASTER's checkpoint token; stable across reopen.</param>
+/// <param name="Position">Log address covered by the checkpoint.</param>
+public readonly record struct CheckpointToken(Guid Token, long Position);
