@@ -177,7 +177,11 @@ public sealed class ImageEncoder : IDisposable
         if (string.IsNullOrEmpty(onnxPath))
             throw new ArgumentException("the manifest was not loaded from a file (OnnxPath is empty); use ModelManifest.Load");
         string? fallbackReason = null;
-        if (options.Device is EncoderDevice.Auto or EncoderDevice.Cuda)
+        // Without the driver, ONNX Runtime's CUDA provider fails only after loading ~300 MB of libraries and
+        // logging an error of its own; the driver library tells the same thing cheaply and quietly.
+        if (options.Device == EncoderDevice.Auto && !NvidiaDriverPresent())
+            fallbackReason = "CUDA unavailable: no NVIDIA driver found (libcuda.so.1 cannot be loaded); using the CPU";
+        else if (options.Device is EncoderDevice.Auto or EncoderDevice.Cuda)
         {
             try
             {
@@ -195,6 +199,13 @@ public sealed class ImageEncoder : IDisposable
             }
         }
         return (NewSession(onnxPath, options, cuda: false), EncoderDevice.Cpu, fallbackReason);
+    }
+
+    private static bool NvidiaDriverPresent()
+    {
+        if (!System.Runtime.InteropServices.NativeLibrary.TryLoad("libcuda.so.1", out var handle)) return false;
+        System.Runtime.InteropServices.NativeLibrary.Free(handle);
+        return true;
     }
 
     private static InferenceSession NewSession(string onnxPath, EncoderOptions options, bool cuda)

@@ -1,0 +1,174 @@
+using System.Diagnostics.CodeAnalysis;
+using MedSearch.Embedding;
+using MedSearch.Imaging;
+using MedSearch.Index;
+using MedSearch.Storage;
+using MedSearch.Storage.Records;
+
+namespace MedSearch.Engine;
+
+/// <summary>
+/// One searchable collection of cases in one data directory: the encoder that embeds them, the FASTER store
+/// that is the record of truth, and the HNSW index derived from it. Thread-safe: searches run concurrently;
+/// writes go to the store (session per thread) and then the index (writers serialised inside it).
+/// </summary>
+public sealed class Collection : IDisposable
+{
+    private readonly DataDirectory _directory;
+    private readonly CaseStore _store;
+    private readonly IndexSnapshot _snapshot;
+    private readonly CollectionOptions _options;
+    private IVectorIndex _index;
+
+    private Collection(DataDirectory directory, CollectionOptions options, ImageEncoder encoder, CaseStore store, IndexSnapshot snapshot, IVectorIndex index)
+    {
+        _directory = directory;
+        _options = options;
+        Encoder = encoder;
+        _store = store;
+        _snapshot = snapshot;
+        _index = index;
+    }
+
+    public ImageEncoder Encoder { get; }
+    public string ModelId => Encoder.Manifest.ModelId;
+    public int Dimensions => Encoder.Dimensions;
+    public long Count => _store.Count;
+    public string DataPath => _directory.Path;
+    public int MaxNeighbours => _options.MaxNeighbours;
+
+    /// <summary>
+    /// Opens (or creates) the collection: locks the directory, prepares the encoder, recovers the store from its
+    /// last checkpoint, then loads the index snapshot that matches that checkpoint or rebuilds it from the store.
+    /// </summary>
+    public static Collection Open(string dataPath, CollectionOptions options, Action<string>? log = null)
+    {
+        log ??= _ => { };
+        var directory = DataDirectory.Open(dataPath);
+        ImageEncoder? encoder = null;
+        CaseStore? store = null;
+        try
+        {
+            encoder = ImageEncoder.OpenDefault(directory.Path, options.Encoder);
+            if (encoder.FallbackReason is { } why) log($"encoder: {why}");
+            var settings = CollectionSettings.Load(directory.SettingsFile);
+            if (settings is null)
+            {
+                new CollectionSettings(CollectionSettings.CurrentFormat, encoder.Manifest.ModelId, encoder.Dimensions, DateTimeOffset.UtcNow)
+                    .Save(directory.SettingsFile);
+            }
+            else if (settings.ModelId != encoder.Manifest.ModelId || settings.Dimensions != encoder.Dimensions)
+            {
+                throw new ModelMismatchException(
+                    $"data directory {directory.Path} was built with model {settings.ModelId} ({settings.Dimensions}-d) " +
+                    $"but this run uses {encoder.Manifest.ModelId} ({encoder.Dimensions}-d); embeddings of different models cannot be compared");
+            }
+
+            store = CaseStore.Open(directory.StorePath, options.Store);
+            var snapshot = new IndexSnapshot(directory.IndexPath, encoder.Dimensions, options.Hnsw);
+            var index = snapshot.LoadOrRebuild(store, encoder.Manifest.ModelId, log);
+            return new Collection(directory, options, encoder, store, snapshot, index);
+        }
+        catch
+        {
+            store?.Dispose();
+            encoder?.Dispose();
+            directory.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Finds a stored case by its 16-hex-digit id or its key.</summary>
+    public bool TryFindCase(string idOrKey, [NotNullWhen(true)] out CaseRecord? record)
+    {
+        ulong id = CaseId.TryParse(idOrKey, out var parsed) ? parsed : CaseId.FromKey(idOrKey);
+        return _store.TryGet(id, out record) && (parsed != 0 || record.Key == idOrKey);
+    }
+
+    public bool TryGetCase(ulong id, [NotNullWhen(true)] out CaseRecord? record) => _store.TryGet(id, out record);
+
+    /// <summary>
+    /// Stores or replaces a case and makes it searchable. The store is written first: the index is derived
+    /// data and is rebuilt from the store after a crash, never the other way round.
+    /// </summary>
+    public void Put(CaseRecord record)
+    {
+        if (record.ModelId != ModelId)
+            throw new ModelMismatchException($"case {record.Key} was embedded with {record.ModelId}, the collection uses {ModelId}");
+        if (record.Embedding.Count != Dimensions)
+            throw new ArgumentException($"case {record.Key} has a {record.Embedding.Count}-d embedding, the collection is {Dimensions}-d", nameof(record));
+        if (_store.TryGet(record.Id, out var existing) && existing.Key != record.Key)
+            throw new CollectionException($"case id {CaseId.Format(record.Id)} of {record.Key} collides with stored {existing.Key}; rename one of them");
+        _store.Upsert(record);
+        _index.Add(record.Id, record.Embedding.ToArray());
+    }
+
+    /// <summary>Replaces a stored case's labels and metadata without touching its embedding.</summary>
+    public void Annotate(CaseRecord record)
+    {
+        _store.Upsert(record);
+    }
+
+    public float[] Embed(PixelImage image) => Encoder.Embed(image);
+
+    public SearchResult SearchImage(ReadOnlySpan<byte> bytes, string name, int k)
+    {
+        ValidateK(k);
+        var image = ImageReader.Decode(bytes, name);
+        return Search(Encoder.Embed(image), k, excludeId: 0);
+    }
+
+    public SearchResult SearchCase(string idOrKey, int k, bool excludeSelf)
+    {
+        ValidateK(k);
+        if (!TryFindCase(idOrKey, out var record))
+            throw new CaseNotFoundException($"no stored case has id or key `{idOrKey}`");
+        return Search(record.Embedding.ToArray(), k, excludeSelf ? record.Id : 0);
+    }
+
+    public SearchResult Search(ReadOnlySpan<float> query, int k, ulong excludeId)
+    {
+        ValidateK(k);
+        if (query.Length != Dimensions)
+            throw new ArgumentException($"query embedding has {query.Length} dimensions, the collection has {Dimensions}", nameof(query));
+        int want = excludeId != 0 ? k + 1 : k;
+        var keys = new ulong[want];
+        var similarities = new float[want];
+        int found = _index.Search(query, keys, similarities);
+
+        var neighbours = new List<Neighbour>(Math.Min(found, k));
+        for (int i = 0; i < found && neighbours.Count < k; i++)
+        {
+            if (keys[i] == excludeId) continue;
+            // A case deleted between the index hit and this read is simply not a neighbour any more.
+            if (_store.TryGet(keys[i], out var record))
+                neighbours.Add(new Neighbour(neighbours.Count + 1, similarities[i], record));
+        }
+        var (votes, unlabelled) = NeighbourVote.Tally(neighbours);
+        return new SearchResult(neighbours, votes, unlabelled, ModelId);
+    }
+
+    /// <summary>
+    /// Makes everything stored so far durable (a FASTER checkpoint) and saves an index snapshot tagged with that
+    /// checkpoint, so the next open loads it instead of rebuilding.
+    /// </summary>
+    public void Checkpoint()
+    {
+        var token = _store.Checkpoint();
+        _snapshot.Save(_index, token, ModelId);
+    }
+
+    private void ValidateK(int k)
+    {
+        if (k < 1 || k > _options.MaxNeighbours)
+            throw new ArgumentOutOfRangeException(nameof(k), k, $"k must be between 1 and {_options.MaxNeighbours}, got {k}");
+    }
+
+    public void Dispose()
+    {
+        _index.Dispose();
+        _store.Dispose();
+        Encoder.Dispose();
+        _directory.Dispose();
+    }
+}

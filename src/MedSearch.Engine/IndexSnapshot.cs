@@ -1,0 +1,86 @@
+using System.Diagnostics;
+using System.Text.Json;
+using MedSearch.Index;
+using MedSearch.Storage;
+
+namespace MedSearch.Engine;
+
+/// <summary>
+/// The HNSW index is derived data. It is saved next to the store after every store checkpoint, tagged with
+/// that checkpoint; on open it is loaded only when the tag matches the checkpoint the store recovered to,
+/// otherwise (missing, corrupt, stale, other model) it is rebuilt from the store's records with a log line
+/// saying why. A stale index is never served: it would silently miss or resurrect cases.
+/// </summary>
+internal sealed class IndexSnapshot(string directory, int dimensions, HnswOptions options)
+{
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
+
+    private string IndexFile => Path.Combine(directory, "index.usearch");
+    private string TagFile => Path.Combine(directory, "snapshot.json");
+
+    private sealed record Tag(Guid Checkpoint, long Position, long Count, string ModelId, int Dimensions);
+
+    public IVectorIndex LoadOrRebuild(CaseStore store, string modelId, Action<string> log)
+    {
+        var reason = TryLoad(store, modelId, out var loaded);
+        if (loaded is not null) return loaded;
+
+        if (store.Count > 0) log($"index: rebuilding from {store.Count:N0} stored cases ({reason})");
+        var watch = Stopwatch.StartNew();
+        var index = HnswIndex.Create(dimensions, options);
+        long done = 0;
+        foreach (var record in store.Scan())
+        {
+            index.Add(record.Id, record.Embedding.ToArray());
+            if (++done % 10_000 == 0) log($"index: rebuilt {done:N0}/{store.Count:N0}");
+        }
+        if (done > 0) log($"index: rebuilt {done:N0} cases in {watch.Elapsed.TotalSeconds:F1} s");
+        return index;
+    }
+
+    private string TryLoad(CaseStore store, string modelId, out IVectorIndex? index)
+    {
+        index = null;
+        if (!File.Exists(TagFile) || !File.Exists(IndexFile)) return "no saved index";
+        Tag? tag;
+        try
+        {
+            tag = JsonSerializer.Deserialize<Tag>(File.ReadAllText(TagFile), Json);
+        }
+        catch (JsonException e)
+        {
+            return $"{TagFile} is unreadable: {e.Message}";
+        }
+        if (tag is null) return $"{TagFile} is empty";
+        if (tag.ModelId != modelId || tag.Dimensions != dimensions) return $"saved index is for model {tag.ModelId}";
+        var checkpoint = store.LastCheckpoint;
+        if (checkpoint is null || checkpoint.Value.Token != tag.Checkpoint)
+            return "saved index does not match the store's last checkpoint";
+        try
+        {
+            var loaded = HnswIndex.Load(IndexFile, dimensions, options);
+            if (loaded.Count != store.Count || loaded.Count != tag.Count)
+            {
+                loaded.Dispose();
+                return $"saved index holds {loaded.Count} cases, the store {store.Count}";
+            }
+            index = loaded;
+            return "loaded";
+        }
+        catch (IndexFileException e)
+        {
+            return $"saved index is unusable: {e.Message}";
+        }
+    }
+
+    public void Save(IVectorIndex index, CheckpointToken checkpoint, string modelId)
+    {
+        Directory.CreateDirectory(directory);
+        // The tag is removed first and written last: a crash in between leaves no tag, hence a rebuild.
+        File.Delete(TagFile);
+        index.Save(IndexFile);
+        var temp = TagFile + ".tmp";
+        File.WriteAllText(temp, JsonSerializer.Serialize(new Tag(checkpoint.Token, checkpoint.Position, index.Count, modelId, dimensions), Json));
+        File.Move(temp, TagFile, overwrite: true);
+    }
+}

@@ -1,0 +1,57 @@
+using MedSearch.Server;
+using MedSearch.Tests.Support;
+using Microsoft.AspNetCore.Builder;
+using Xunit;
+
+namespace MedSearch.EndToEnd.Tests;
+
+/// <summary>
+/// ~200 BreastMNIST PNGs indexed once by the real `medsearch index` into a temporary data directory, shared by
+/// the tests of one class. Servers are started per test so that tests needing the directory's write lock can
+/// run in between.
+/// </summary>
+public sealed class IndexedCollectionFixture : IAsyncLifetime
+{
+    public const int ImageCount = 200;
+
+    public string Root { get; } = Path.Combine(Path.GetTempPath(), "medsearch-e2e-" + Guid.NewGuid().ToString("N")[..8]);
+    public string Images => Path.Combine(Root, "images");
+    public string Data => Path.Combine(Root, "data");
+    public string LabelsCsv { get; private set; } = "";
+    public CliResult FirstIndexRun { get; private set; } = null!;
+    public bool Available { get; private set; }
+
+    public async Task InitializeAsync()
+    {
+        if (SharedData.SkipReason(MedMnistFolder.BreastMnist) is not null) return;
+        Directory.CreateDirectory(Images);
+        LabelsCsv = MedMnistFolder.WriteBreastMnist(Images, ImageCount);
+        FirstIndexRun = await MedSearchProcess.RunAsync(TimeSpan.FromMinutes(5), "index", Images, "--labels", LabelsCsv, "--data", Data);
+        Available = true;
+    }
+
+    /// <summary>Starts the real server on a free loopback port over the fixture's data directory.</summary>
+    public async Task<RunningServer> StartServerAsync()
+    {
+        var app = MedSearchServer.Build(new ServerOptions { DataPath = Data, Urls = "http://127.0.0.1:0" });
+        await app.StartAsync();
+        return new RunningServer(app);
+    }
+
+    public Task DisposeAsync()
+    {
+        try { Directory.Delete(Root, recursive: true); } catch (IOException) { }
+        return Task.CompletedTask;
+    }
+}
+
+public sealed class RunningServer(WebApplication app) : IAsyncDisposable
+{
+    public string Address { get; } = app.Urls.Single();
+
+    public async ValueTask DisposeAsync()
+    {
+        await app.StopAsync();
+        await app.DisposeAsync();
+    }
+}

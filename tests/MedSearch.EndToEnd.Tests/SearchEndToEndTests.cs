@@ -1,0 +1,226 @@
+using Google.Protobuf;
+using Grpc.Core;
+using Grpc.Net.Client;
+using MedSearch.Engine;
+using MedSearch.Protocol.V1;
+using MedSearch.Tests.Support;
+using Xunit;
+
+namespace MedSearch.EndToEnd.Tests;
+
+public sealed class SearchEndToEndTests(IndexedCollectionFixture fixture) : IClassFixture<IndexedCollectionFixture>
+{
+    private const string Data = MedMnistFolder.BreastMnist;
+
+    private static SearchService.SearchServiceClient Client(RunningServer server, out GrpcChannel channel)
+    {
+        channel = GrpcChannel.ForAddress(server.Address);
+        return new SearchService.SearchServiceClient(channel);
+    }
+
+    private string ImagePath(int i) => Path.Combine(fixture.Images, "train", $"{i:D4}.png");
+
+    private async Task<SearchResponse> SearchFile(SearchService.SearchServiceClient client, int i, int k = 10) =>
+        await client.SearchAsync(new SearchRequest { Image = ByteString.CopyFrom(await File.ReadAllBytesAsync(ImagePath(i))), K = k });
+
+    /// <summary>What a user would compare before and after: ids and similarities of the neighbours of some images.</summary>
+    private async Task<List<string>> Answers(SearchService.SearchServiceClient client)
+    {
+        var answers = new List<string>();
+        for (int i = 0; i < IndexedCollectionFixture.ImageCount; i += 10)
+        {
+            var response = await SearchFile(client, i, k: 5);
+            answers.Add(string.Join(" ", response.Neighbours.Select(n => $"{n.CaseId}:{n.Similarity:F5}:{string.Join(';', n.Labels)}")));
+        }
+        return answers;
+    }
+
+    [SharedDataFact(Data)]
+    public void Index_run_stores_every_image_and_says_so()
+    {
+        var run = fixture.FirstIndexRun;
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Contains("indexed:   200", run.Output);
+        Assert.Contains("failed:    0", run.Output);
+        Assert.Contains("200 cases stored", run.Output);
+        // Not a terminal: plain progress lines, never carriage-return redraws.
+        Assert.Contains("progress: 200/200 images", run.Output);
+        Assert.DoesNotContain("\r", run.Output);
+    }
+
+    [SharedDataFact(Data)]
+    public async Task Every_indexed_image_finds_itself_first_with_its_labels()
+    {
+        var labels = LabelsFile.Load(fixture.LabelsCsv);
+        await using var server = await fixture.StartServerAsync();
+        var client = Client(server, out var channel);
+        using var _ = channel;
+        for (int i = 0; i < IndexedCollectionFixture.ImageCount; i++)
+        {
+            var response = await SearchFile(client, i);
+            Assert.Equal(10, response.Neighbours.Count);
+            var top = response.Neighbours[0];
+            var key = CaseId.FileKey($"train/{i:D4}.png");
+            Assert.Equal(key, top.Key);
+            Assert.True(top.Similarity >= 0.999f, $"{key}: self-similarity {top.Similarity}");
+            Assert.Equal(labels.Find(key)!.Labels, top.Labels);
+            Assert.Equal("train", top.Metadata["split"]);
+            Assert.Equal(Enumerable.Range(1, 10), response.Neighbours.Select(n => n.Rank));
+            for (int r = 1; r < response.Neighbours.Count; r++)
+                Assert.True(response.Neighbours[r - 1].Similarity >= response.Neighbours[r].Similarity, $"{key}: neighbours not sorted");
+            Assert.Equal(1.0, response.Votes.Sum(v => v.Score), 9);
+            Assert.Equal(10, response.Votes.Sum(v => v.Neighbours));
+        }
+    }
+
+    [SharedDataFact(Data)]
+    public async Task Search_by_stored_case_id_can_leave_the_case_out()
+    {
+        await using var server = await fixture.StartServerAsync();
+        var client = Client(server, out var channel);
+        using var _ = channel;
+        var key = CaseId.FileKey("train/0007.png");
+        var with = await client.SearchAsync(new SearchRequest { CaseId = key, K = 5 });
+        Assert.Equal(key, with.Neighbours[0].Key);
+        var without = await client.SearchAsync(new SearchRequest { CaseId = with.Neighbours[0].CaseId, K = 5, ExcludeQueryCase = true });
+        Assert.DoesNotContain(without.Neighbours, n => n.Key == key);
+        Assert.Equal(with.Neighbours.Skip(1).Select(n => n.CaseId), without.Neighbours.Take(4).Select(n => n.CaseId));
+    }
+
+    [SharedDataFact(Data)]
+    public async Task A_restarted_server_gives_the_same_answers()
+    {
+        List<string> before, after;
+        await using (var server = await fixture.StartServerAsync())
+        {
+            var client = Client(server, out var channel);
+            using var _ = channel;
+            before = await Answers(client);
+        }
+        await using (var server = await fixture.StartServerAsync())
+        {
+            var client = Client(server, out var channel);
+            using var _ = channel;
+            after = await Answers(client);
+        }
+        Assert.Equal(before, after);
+    }
+
+    [SharedDataFact(Data)]
+    public async Task Indexing_the_same_folder_again_duplicates_nothing()
+    {
+        var run = await MedSearchProcess.RunAsync(TimeSpan.FromMinutes(5), "index", fixture.Images, "--labels", fixture.LabelsCsv, "--data", fixture.Data);
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Contains("indexed:   0", run.Output);
+        Assert.Contains("unchanged: 200", run.Output);
+        Assert.Contains("200 cases stored", run.Output);
+    }
+
+    [SharedDataFact(Data)]
+    public async Task Bad_requests_get_invalid_argument_with_the_reason_and_change_nothing()
+    {
+        await using var server = await fixture.StartServerAsync();
+        var client = Client(server, out var channel);
+        using var _ = channel;
+        var before = await Answers(client);
+        var png = await File.ReadAllBytesAsync(ImagePath(3));
+
+        async Task Expect(StatusCode code, string reason, SearchRequest request)
+        {
+            var e = await Assert.ThrowsAsync<RpcException>(async () => await client.SearchAsync(request));
+            Assert.Equal(code, e.StatusCode);
+            Assert.Contains(reason, e.Status.Detail);
+        }
+
+        await Expect(StatusCode.InvalidArgument, "empty (0 bytes)", new SearchRequest { Image = ByteString.Empty });
+        await Expect(StatusCode.InvalidArgument, "not a PNG or JPEG", new SearchRequest { Image = ByteString.CopyFromUtf8("patient notes, not pixels") });
+        await Expect(StatusCode.InvalidArgument, "truncated", new SearchRequest { Image = ByteString.CopyFrom(png, 0, png.Length / 2), ImageName = "half.png" });
+        await Expect(StatusCode.InvalidArgument, "k must be between 1 and 1000, got 0", new SearchRequest { Image = ByteString.CopyFrom(png), K = 0 });
+        await Expect(StatusCode.InvalidArgument, "k must be between 1 and 1000, got -3", new SearchRequest { Image = ByteString.CopyFrom(png), K = -3 });
+        await Expect(StatusCode.InvalidArgument, "k must be between 1 and 1000, got 1001", new SearchRequest { Image = ByteString.CopyFrom(png), K = 1001 });
+        await Expect(StatusCode.InvalidArgument, "query: set `image`", new SearchRequest { K = 5 });
+        await Expect(StatusCode.NotFound, "no stored case", new SearchRequest { CaseId = "file:nope.png" });
+
+        // The server is still serving, and serving the same answers.
+        Assert.Equal(before, await Answers(client));
+    }
+
+    [SharedDataFact(Data)]
+    public async Task Bad_files_are_named_with_their_reason_and_change_nothing()
+    {
+        List<string> before;
+        await using (var server = await fixture.StartServerAsync())
+        {
+            var client = Client(server, out var channel);
+            using var _ = channel;
+            before = await Answers(client);
+        }
+
+        var bad = Path.Combine(fixture.Root, "bad");
+        Directory.CreateDirectory(bad);
+        var png = await File.ReadAllBytesAsync(ImagePath(0));
+        await File.WriteAllTextAsync(Path.Combine(bad, "report.png"), "this is a radiology report, not an image");
+        await File.WriteAllBytesAsync(Path.Combine(bad, "truncated.png"), png[..(png.Length / 2)]);
+        await File.WriteAllBytesAsync(Path.Combine(bad, "empty.jpg"), []);
+        await File.WriteAllTextAsync(Path.Combine(bad, "notes.txt"), "skip me");
+
+        var run = await MedSearchProcess.RunAsync(TimeSpan.FromMinutes(5), "index", bad, "--data", fixture.Data);
+        Assert.True(run.ExitCode == 3, run.ToString());
+        Assert.Contains("failed:    3", run.Output);
+        Assert.Matches(@"report\.png: not a PNG or JPEG image", run.Output);
+        Assert.Matches(@"truncated\.png: .*truncated", run.Output);
+        Assert.Matches(@"empty\.jpg: the file is empty", run.Output);
+        Assert.Contains("1 x not an image file type (.txt)", run.Output);
+        Assert.Contains("200 cases stored", run.Output);
+
+        await using (var server = await fixture.StartServerAsync())
+        {
+            var client = Client(server, out var channel);
+            using var _ = channel;
+            Assert.Equal(before, await Answers(client));
+        }
+    }
+
+    [SharedDataFact(Data)]
+    public async Task Cli_query_prints_neighbours_and_votes_and_a_second_writer_is_refused()
+    {
+        await using var server = await fixture.StartServerAsync();
+        var query = await MedSearchProcess.RunAsync(TimeSpan.FromMinutes(2), "query", ImagePath(5), "--server", server.Address, "-k", "3");
+        Assert.True(query.ExitCode == 0, query.ToString());
+        Assert.Matches(@"\n\s+1\s+1\.0000\s+[0-9a-f]{16}\s+\S+\s+.*train/0005\.png", query.Output);
+        Assert.Contains("neighbour vote:", query.Output);
+
+        var badK = await MedSearchProcess.RunAsync(TimeSpan.FromMinutes(2), "query", ImagePath(5), "--server", server.Address, "-k", "0");
+        Assert.Equal(1, badK.ExitCode);
+        Assert.Contains("InvalidArgument: k must be between 1 and 1000, got 0", badK.Error);
+
+        var second = await MedSearchProcess.RunAsync(TimeSpan.FromMinutes(2), "index", fixture.Images, "--data", fixture.Data);
+        Assert.True(second.ExitCode == 1, second.ToString());
+        Assert.Contains("in use by another MedSearch process", second.Error);
+    }
+}
+
+public sealed class CliHelpTests
+{
+    [Theory]
+    [InlineData("index", "usage: medsearch index PATH")]
+    [InlineData("serve", "usage: medsearch serve")]
+    [InlineData("query", "usage: medsearch query IMAGE")]
+    public async Task Every_verb_has_help(string verb, string expected)
+    {
+        var run = await MedSearchProcess.RunAsync(TimeSpan.FromMinutes(1), verb, "--help");
+        Assert.Equal(0, run.ExitCode);
+        Assert.Contains(expected, run.Output);
+    }
+
+    [Fact]
+    public async Task Unknown_verbs_and_options_are_usage_errors()
+    {
+        var verb = await MedSearchProcess.RunAsync(TimeSpan.FromMinutes(1), "frobnicate");
+        Assert.Equal(2, verb.ExitCode);
+        Assert.Contains("unknown verb `frobnicate`", verb.Error);
+        var option = await MedSearchProcess.RunAsync(TimeSpan.FromMinutes(1), "index", ".", "--lables", "x.csv");
+        Assert.Equal(2, option.ExitCode);
+        Assert.Contains("unknown option --lables", option.Error);
+    }
+}
