@@ -1,28 +1,32 @@
 using MedSearch.Engine;
+using MedSearch.Imaging;
 
 namespace MedSearch.Cli;
 
 public static class IndexCommand
 {
     private const string Help = """
-        usage: medsearch index PATH [--labels labels.csv] [--data DIR] [--batch N]
+        usage: medsearch index PATH [--labels labels.csv] [--data DIR] [--batch N] [--frames middle|first|all]
 
-        Walks PATH (a folder, recursively, or one file), embeds every PNG and JPEG image in batches, stores each
-        case and adds it to the search index. Running it again on the same folder duplicates nothing: unchanged
-        files are skipped, changed files and changed labels are updated in place.
+        Walks PATH (a folder, recursively, or one file), embeds every DICOM, PNG and JPEG image in batches, stores
+        each case and adds it to the search index. Files are recognised by content, not name. A DICOM instance is
+        keyed by its SOP Instance UID, other images by their path relative to PATH, so running it again duplicates
+        nothing: unchanged files are skipped, changed files and changed labels are updated in place.
 
         options:
           --labels FILE   CSV with a header; a `path` column (relative to PATH) or `sop_instance_uid`; a `labels`
                           column with ';'-separated labels (empty = unlabelled); other columns are kept as metadata
           --data DIR      data directory (default: $MEDSEARCH_DATA, else ./index-data)
           --batch N       images per encoder batch (default 16)
+          --frames WHICH  frames of a multi-frame DICOM that become cases: middle (default; one case per
+                          instance), first, or all (one case per frame)
 
         exit status: 0 all done, 3 finished but some files failed (listed), 1 the job could not run, 2 bad usage
         """;
 
     public static async Task<int> RunAsync(string[] args)
     {
-        var line = CommandLine.Parse(args, new HashSet<string> { "--labels", "--data", "--batch" }, new HashSet<string>());
+        var line = CommandLine.Parse(args, new HashSet<string> { "--labels", "--data", "--batch", "--frames" }, new HashSet<string>());
         if (line.Help) { Console.Out.Write(Help); return Program.Ok; }
         if (line.Positional.Count != 1) throw new UsageException("expects exactly one PATH to index");
         var root = Path.GetFullPath(line.Positional[0]);
@@ -32,6 +36,13 @@ public static class IndexCommand
         int batch = line.GetInt("--batch", 16);
         if (batch is < 1 or > 1024) throw new UsageException($"--batch must be between 1 and 1024, got {batch}");
 
+        var frames = line.Get("--frames") switch
+        {
+            null or "middle" => FrameSelection.Middle,
+            "first" => FrameSelection.First,
+            "all" => FrameSelection.All,
+            var other => throw new UsageException($"--frames must be middle, first or all, got `{other}`"),
+        };
         var dataPath = DataDirectory.Resolve(line.Get("--data"));
         using var cancel = new CancellationTokenSource();
         ConsoleCancelEventHandler onCancel = (_, e) =>
@@ -50,7 +61,7 @@ public static class IndexCommand
 
             var progress = new ProgressDisplay(Console.Out, interactive: !Console.IsOutputRedirected);
             var summary = await IndexJob.RunAsync(collection,
-                new IndexJobOptions { Root = root, LabelsPath = labels, BatchSize = batch }, progress, cancel.Token);
+                new IndexJobOptions { Root = root, LabelsPath = labels, BatchSize = batch, Frames = frames }, progress, cancel.Token);
             progress.Finish();
             PrintSummary(summary, collection.Count);
             return summary.Failed.Count > 0 ? Program.PartialFailure : Program.Ok;

@@ -17,7 +17,7 @@ public static class Program
         usage: medsearch <verb> [options]     (medsearch <verb> --help for each verb)
 
         verbs:
-          index PATH    embed and store every image under PATH (PNG, JPEG)
+          index PATH    embed and store every image under PATH (DICOM, PNG, JPEG)
           serve         run the gRPC search service
           query IMAGE   ask a running server for the cases most similar to IMAGE
 

@@ -1,4 +1,5 @@
 using System.Diagnostics.CodeAnalysis;
+using MedSearch.Dicom;
 using MedSearch.Embedding;
 using MedSearch.Imaging;
 using MedSearch.Index;
@@ -28,6 +29,7 @@ public sealed class Collection : IDisposable
         _store = store;
         _snapshot = snapshot;
         _index = index;
+        ReadOptions = new ImageReadOptions { PatientHasher = new PatientHasher(PatientHasher.OpenOrCreateKey(directory.Path)) };
     }
 
     public ImageEncoder Encoder { get; }
@@ -111,11 +113,14 @@ public sealed class Collection : IDisposable
 
     public float[] Embed(PixelImage image) => Encoder.Embed(image);
 
-    public SearchResult SearchImage(ReadOnlySpan<byte> bytes, string name, int k)
+    /// <summary>How files are read for this collection: the same for indexing and querying, with its patient-hash key.</summary>
+    public ImageReadOptions ReadOptions { get; }
+
+    public SearchResult SearchImage(ReadOnlyMemory<byte> bytes, string name, int k)
     {
         ValidateK(k);
-        var image = ImageReader.Decode(bytes, name);
-        return Search(Encoder.Embed(image), k, excludeId: 0);
+        var input = ImageReader.Read(bytes, name, ReadOptions);
+        return Search(Encoder.Embed(input.Frames[0].Image), k, excludeId: 0);
     }
 
     public SearchResult SearchCase(string idOrKey, int k, bool excludeSelf)

@@ -13,10 +13,13 @@ public sealed record IndexJobOptions
     public string? LabelsPath { get; init; }
     public int BatchSize { get; init; } = 16;
     public int DecodeWorkers { get; init; } = Math.Max(1, Environment.ProcessorCount);
+    /// <summary>Which frames of a multi-frame DICOM instance become cases.</summary>
+    public FrameSelection Frames { get; init; } = FrameSelection.Middle;
 }
 
 public enum ItemOutcome { Indexed, Updated, Unchanged, Skipped, Failed }
 
+/// <summary>What happened to one file (or, when several frames of it are cases, one frame).</summary>
 public sealed record ItemResult(string Path, ItemOutcome Outcome, string? Reason = null);
 
 public sealed record IndexProgress(int Done, int Total, double ImagesPerSecond, TimeSpan? Remaining);
@@ -42,63 +45,51 @@ public sealed class IndexSummary
 /// </summary>
 public static class IndexJob
 {
-    private sealed record Decoded(string Path, string Key, byte[] Sha256, PixelImage Image, CaseAnnotation? Annotation);
+    /// <summary>One image ready to embed: a PNG/JPEG file or one selected frame of a DICOM instance.</summary>
+    private sealed record PendingCase(string Path, string Key, byte[] Sha256, PixelImage Image, CaseAnnotation? Annotation,
+        IReadOnlyDictionary<string, string> Facts);
 
     public static async Task<IndexSummary> RunAsync(Collection collection, IndexJobOptions options,
         IProgress<IndexProgress>? progress = null, CancellationToken cancellation = default)
     {
         var root = Path.GetFullPath(options.Root);
         var labels = options.LabelsPath is null ? null : LabelsFile.Load(options.LabelsPath);
-        var files = EnumerateFiles(root);
+        var labelsPath = options.LabelsPath is null ? null : Path.GetFullPath(options.LabelsPath);
+        var files = EnumerateFiles(root).Where(f => f != labelsPath).ToList();
         var summary = new IndexSummary();
         var watch = Stopwatch.StartNew();
-        var seenKeys = new HashSet<string>(StringComparer.Ordinal);
-        var candidates = new List<(string Path, string Key)>();
-        foreach (var file in files)
-        {
-            if (!ImageReader.IsCandidateFile(file))
-            {
-                if (options.LabelsPath is null || Path.GetFullPath(options.LabelsPath) != file)
-                    summary.Skipped.Add(new ItemResult(file, ItemOutcome.Skipped, $"not an image file type ({Extension(file)})"));
-                continue;
-            }
-            var relative = File.Exists(root) ? Path.GetFileName(file) : Path.GetRelativePath(root, file);
-            var key = CaseId.FileKey(relative);
-            seenKeys.Add(key);
-            candidates.Add((file, key));
-        }
-        if (labels is not null)
-            summary.UnmatchedLabelRows.AddRange(labels.Keys.Where(k => !seenKeys.Contains(k)).Order(StringComparer.Ordinal));
 
-        int total = candidates.Count, done = 0;
+        int total = files.Count, done = 0;
         void Report()
         {
             double rate = done / Math.Max(watch.Elapsed.TotalSeconds, 1e-3);
             progress?.Report(new IndexProgress(done, total, rate, rate > 0 ? TimeSpan.FromSeconds((total - done) / rate) : null));
         }
 
-        // Bounded so that memory stays flat on folders of any size: decoders wait for the encoder, never the reverse.
-        var decoded = Channel.CreateBounded<Decoded>(new BoundedChannelOptions(options.BatchSize * 4) { SingleReader = true });
         var results = new List<ItemResult>();
+        var keysSeen = new HashSet<string>(StringComparer.Ordinal);
         var resultsLock = new Lock();
-        void Record(ItemResult result)
+        void Record(ItemResult result, string? key, bool fileDone)
         {
             lock (resultsLock)
             {
                 results.Add(result);
-                done++;
+                if (key is not null) keysSeen.Add(key);
+                if (fileDone) done++;
             }
         }
 
+        // Bounded so that memory stays flat on folders of any size: decoders wait for the encoder, never the reverse.
+        var decoded = Channel.CreateBounded<(PendingCase Case, bool LastOfFile)>(new BoundedChannelOptions(options.BatchSize * 4) { SingleReader = true });
         var producers = Task.Run(async () =>
         {
             try
             {
-                await Parallel.ForEachAsync(candidates, new ParallelOptions { MaxDegreeOfParallelism = options.DecodeWorkers, CancellationToken = cancellation },
-                    async (item, ct) =>
+                await Parallel.ForEachAsync(files, new ParallelOptions { MaxDegreeOfParallelism = options.DecodeWorkers, CancellationToken = cancellation },
+                    async (path, ct) =>
                     {
-                        var prepared = Prepare(collection, item.Path, item.Key, labels, Record);
-                        if (prepared is not null) await decoded.Writer.WriteAsync(prepared, ct);
+                        var cases = Prepare(collection, root, path, options.Frames, labels, Record);
+                        for (int i = 0; i < cases.Count; i++) await decoded.Writer.WriteAsync((cases[i], i == cases.Count - 1), ct);
                     });
             }
             finally
@@ -107,7 +98,7 @@ public static class IndexJob
             }
         }, CancellationToken.None);
 
-        var batch = new List<Decoded>(options.BatchSize);
+        var batch = new List<(PendingCase Case, bool LastOfFile)>(options.BatchSize);
         var lastReport = Stopwatch.StartNew();
         try
         {
@@ -144,63 +135,103 @@ public static class IndexJob
             }
         }
         if (labels is not null)
-            summary.WithoutLabels = candidates.Count(c => labels.Find(c.Key) is null);
+        {
+            summary.UnmatchedLabelRows.AddRange(labels.Keys.Where(k => !keysSeen.Contains(k)).Order(StringComparer.Ordinal));
+            summary.WithoutLabels = keysSeen.Count(k => labels.Find(k) is null);
+        }
         summary.Elapsed = watch.Elapsed;
         return summary;
     }
 
-    private static Decoded? Prepare(Collection collection, string path, string key, LabelsFile? labels, Action<ItemResult> report)
+    /// <summary>Reads, recognises and decodes one file; reports it at once when there is nothing to embed.</summary>
+    private static List<PendingCase> Prepare(Collection collection, string root, string path, FrameSelection frames,
+        LabelsFile? labels, Action<ItemResult, string?, bool> report)
     {
-        byte[] bytes;
         try
         {
-            bytes = File.ReadAllBytes(path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            report(new ItemResult(path, ItemOutcome.Failed, $"cannot be read: {e.Message}"));
-            return null;
-        }
-        var sha = SHA256.HashData(bytes);
-        var annotation = labels?.Find(key);
-        if (collection.TryGetCase(CaseId.FromKey(key), out var stored) && stored.Key == key
-            && stored.ModelId == collection.ModelId && stored.ContentSha256.Span.SequenceEqual(sha))
-        {
-            if (annotation is null || SameAnnotation(stored, annotation))
+            // Sniff before reading a whole file that may be a video or an archive sitting among the images.
+            if (!ImageReader.ClaimsToBeImage(path) && ImageReader.Detect(ReadHead(path)) == ImageFormat.Unknown)
             {
-                report(new ItemResult(path, ItemOutcome.Unchanged));
+                report(new ItemResult(path, ItemOutcome.Skipped, $"not an image ({Extension(path)}, no PNG, JPEG or DICOM signature)"), null, true);
+                return [];
             }
-            else
+            var bytes = File.ReadAllBytes(path);
+            var sha = SHA256.HashData(bytes);
+            var relative = File.Exists(root) ? Path.GetFileName(path) : Path.GetRelativePath(root, path);
+            var baseKey = ImageReader.Detect(bytes) == ImageFormat.Dicom && ImageReader.PeekSopInstanceUid(bytes, path) is { } uid
+                ? CaseId.SopKey(uid)
+                : CaseId.FileKey(relative);
+
+            if (IsUnchanged(collection, baseKey, sha, labels, path, report)) return [];
+
+            var input = ImageReader.Read(bytes, path, collection.ReadOptions with { Frames = frames });
+            var facts = CaseFacts.From(input);
+            var cases = new List<PendingCase>(input.Frames.Count);
+            foreach (var frame in input.Frames)
             {
-                var updated = stored.Clone();
-                ApplyAnnotation(updated, annotation);
-                collection.Annotate(updated);
-                report(new ItemResult(path, ItemOutcome.Updated, "labels or metadata changed"));
+                // One case per instance by default; with every frame selected, each frame is a case of its own.
+                var key = frames == FrameSelection.All && input.Frames.Count > 1 ? $"{baseKey}#frame={frame.FrameIndex}" : baseKey;
+                var name = key == baseKey ? path : $"{path} [frame {frame.FrameIndex}]";
+                var annotation = labels?.Find(key) ?? labels?.Find(baseKey);
+                cases.Add(new PendingCase(name, key, sha, frame.Image, annotation, facts));
             }
-            return null;
+            return cases;
         }
-        try
+        catch (NotAnImageException e)
         {
-            var image = ImageReader.Decode(bytes, path);
-            return new Decoded(path, key, sha, image, annotation);
+            report(new ItemResult(path, ItemOutcome.Skipped, e.Reason), null, true);
         }
         catch (ImageDecodeException e)
         {
-            report(new ItemResult(path, ItemOutcome.Failed, e.Reason));
-            return null;
+            report(new ItemResult(path, ItemOutcome.Failed, e.Reason), null, true);
         }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            report(new ItemResult(path, ItemOutcome.Failed, $"cannot be read: {e.Message}"), null, true);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // A decoder bug must cost one file, not an hours-long bulk job; the type and message say where to look.
+            report(new ItemResult(path, ItemOutcome.Failed, $"internal error while decoding ({e.GetType().Name}: {e.Message}); please report it"), null, true);
+        }
+        return [];
     }
 
-    private static void Commit(Collection collection, List<Decoded> batch, Action<ItemResult> report)
+    /// <summary>
+    /// The same bytes embedded by the same model are not embedded again; only a changed labels.csv row is applied.
+    /// Multi-frame cases are checked through their instance key, the one every selection stores first.
+    /// </summary>
+    private static bool IsUnchanged(Collection collection, string key, byte[] sha, LabelsFile? labels, string path,
+        Action<ItemResult, string?, bool> report)
+    {
+        if (!collection.TryGetCase(CaseId.FromKey(key), out var stored) || stored.Key != key
+            || stored.ModelId != collection.ModelId || !stored.ContentSha256.Span.SequenceEqual(sha))
+            return false;
+        var annotation = labels?.Find(key);
+        if (annotation is null || SameAnnotation(stored, annotation))
+        {
+            report(new ItemResult(path, ItemOutcome.Unchanged), key, true);
+        }
+        else
+        {
+            var updated = stored.Clone();
+            ApplyAnnotation(updated, annotation, stored.Metadata);
+            collection.Annotate(updated);
+            report(new ItemResult(path, ItemOutcome.Updated, "labels or metadata changed"), key, true);
+        }
+        return true;
+    }
+
+    private static void Commit(Collection collection, List<(PendingCase Case, bool LastOfFile)> batch, Action<ItemResult, string?, bool> report)
     {
         if (batch.Count == 0) return;
-        var images = batch.Select(b => b.Image).ToArray();
+        var images = batch.Select(b => b.Case.Image).ToArray();
         var vectors = new float[images.Length * collection.Dimensions];
         collection.Encoder.Embed(images, vectors);
         long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         for (int i = 0; i < batch.Count; i++)
         {
-            var item = batch[i];
+            var (item, last) = batch[i];
             ulong id = CaseId.FromKey(item.Key);
             bool existed = collection.TryGetCase(id, out var previous);
             var record = new CaseRecord
@@ -215,36 +246,50 @@ public static class IndexJob
                 Height = item.Image.Height,
             };
             record.Embedding.Add(vectors.AsSpan(i * collection.Dimensions, collection.Dimensions).ToArray());
-            if (item.Annotation is not null) ApplyAnnotation(record, item.Annotation);
-            else if (previous is not null)
+            if (item.Annotation is not null) ApplyAnnotation(record, item.Annotation, item.Facts);
+            else
             {
-                // No labels.csv row this time: keep what an earlier run recorded rather than erase it.
-                record.Labels.Add(previous.Labels);
-                record.Metadata.Add(previous.Metadata);
+                // No labels.csv row this time: keep the labels an earlier run recorded rather than erase them.
+                foreach (var (key, value) in item.Facts) record.Metadata[key] = value;
+                if (previous is not null)
+                {
+                    record.Labels.Add(previous.Labels);
+                    foreach (var (key, value) in previous.Metadata) record.Metadata.TryAdd(key, value);
+                }
             }
             try
             {
                 collection.Put(record);
-                report(new ItemResult(item.Path, existed ? ItemOutcome.Updated : ItemOutcome.Indexed, existed ? "file content changed" : null));
+                report(new ItemResult(item.Path, existed ? ItemOutcome.Updated : ItemOutcome.Indexed, existed ? "file content changed" : null), item.Key, last);
             }
             catch (CollectionException e)
             {
-                report(new ItemResult(item.Path, ItemOutcome.Failed, e.Message));
+                report(new ItemResult(item.Path, ItemOutcome.Failed, e.Message), null, last);
             }
         }
     }
 
     private static bool SameAnnotation(CaseRecord stored, CaseAnnotation annotation) =>
         stored.Labels.SequenceEqual(annotation.Labels)
-        && stored.Metadata.Count == annotation.Metadata.Count
         && annotation.Metadata.All(p => stored.Metadata.TryGetValue(p.Key, out var v) && v == p.Value);
 
-    private static void ApplyAnnotation(CaseRecord record, CaseAnnotation annotation)
+    /// <summary>Labels from labels.csv; metadata = the file's own facts, then the CSV's columns (a curator's word wins).</summary>
+    private static void ApplyAnnotation(CaseRecord record, CaseAnnotation annotation, IEnumerable<KeyValuePair<string, string>> facts)
     {
+        var merged = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (key, value) in facts) merged[key] = value;
+        foreach (var (key, value) in annotation.Metadata) merged[key] = value;
         record.Labels.Clear();
         record.Labels.Add(annotation.Labels);
         record.Metadata.Clear();
-        foreach (var (key, value) in annotation.Metadata) record.Metadata[key] = value;
+        record.Metadata.Add(merged);
+    }
+
+    private static byte[] ReadHead(string path)
+    {
+        using var stream = File.OpenRead(path);
+        var head = new byte[ImageReader.SignatureLength];
+        return head[..stream.ReadAtLeast(head, head.Length, throwOnEndOfStream: false)];
     }
 
     private static IEnumerable<string> EnumerateFiles(string root)

@@ -1,3 +1,4 @@
+using MedSearch.Imaging.Dicom;
 using SkiaSharp;
 
 namespace MedSearch.Imaging;
@@ -17,23 +18,55 @@ public static class ImageReader
     {
         if (bytes.StartsWith(PngSignature)) return ImageFormat.Png;
         if (bytes.Length >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF) return ImageFormat.Jpeg;
+        if (bytes.Length >= 132 && bytes.Slice(128, 4).SequenceEqual("DICM"u8)) return ImageFormat.Dicom;
+        // Part-10 files without the 128-byte preamble still occur (old exports): they start with a group 0002 or 0008 tag.
+        if (bytes.Length >= 8 && bytes[1] == 0x00 && bytes[0] is 0x02 or 0x08 && bytes[3] == 0x00) return ImageFormat.Dicom;
         return ImageFormat.Unknown;
     }
 
-    /// <summary>Whether a file name is one the folder walker should try (the content still decides).</summary>
-    public static bool IsCandidateFile(string path)
+    /// <summary>Bytes enough for <see cref="Detect"/> to recognise every format.</summary>
+    public const int SignatureLength = 132;
+
+    /// <summary>Whether a file's name says it is an image, so that unreadable content is a failure rather than a skip.</summary>
+    public static bool ClaimsToBeImage(string path)
     {
         var ext = Path.GetExtension(path).ToLowerInvariant();
-        return ext is ".png" or ".jpg" or ".jpeg";
+        return ext is ".png" or ".jpg" or ".jpeg" or ".dcm" or ".dicom";
     }
 
-    public static PixelImage Decode(ReadOnlySpan<byte> bytes, string source)
+    /// <summary>
+    /// Decodes a PNG, JPEG or DICOM file into the frames an encoder takes (for DICOM, the frames
+    /// <see cref="ImageReadOptions.Frames"/> selects) and, for DICOM, the instance's header facts.
+    /// </summary>
+    /// <exception cref="NotAnImageException">The bytes are no image format, or a DICOM object without pixels.</exception>
+    /// <exception cref="ImageDecodeException">The file is an image but cannot be decoded.</exception>
+    public static ImageInput Read(ReadOnlyMemory<byte> bytes, string source, ImageReadOptions? options = null)
     {
         if (bytes.IsEmpty) throw new ImageDecodeException(source, "the file is empty (0 bytes)");
-        var format = Detect(bytes);
-        if (format == ImageFormat.Unknown)
-            throw new ImageDecodeException(source, "not a PNG or JPEG image (unrecognised file signature)");
-        return DecodeWithSkia(bytes, source, format);
+        var format = Detect(bytes.Span);
+        switch (format)
+        {
+            case ImageFormat.Dicom:
+                return DicomImageReader.Read(bytes, source, options ?? ImageReadOptions.Default);
+            case ImageFormat.Png or ImageFormat.Jpeg:
+                return new ImageInput(format, [new DecodedFrame(0, DecodeWithSkia(bytes.Span, source, format))], null);
+            default:
+                const string reason = "not a PNG, JPEG or DICOM image (unrecognised file signature)";
+                throw ClaimsToBeImage(source) ? new ImageDecodeException(source, reason) : new NotAnImageException(source, reason);
+        }
+    }
+
+    /// <summary>The SOP Instance UID of a DICOM file from its header alone (no pixels decoded), or null when unreadable.</summary>
+    public static string? PeekSopInstanceUid(ReadOnlyMemory<byte> bytes, string source)
+    {
+        try
+        {
+            return MedSearch.Dicom.DicomFile.Open(bytes, source).Dataset.GetString(MedSearch.Dicom.DicomTag.SopInstanceUid) is { Length: > 0 } uid ? uid : null;
+        }
+        catch (MedSearch.Dicom.DicomException)
+        {
+            return null;
+        }
     }
 
     private static PixelImage DecodeWithSkia(ReadOnlySpan<byte> bytes, string source, ImageFormat format)
@@ -83,4 +116,4 @@ public static class ImageReader
     }
 }
 
-public enum ImageFormat { Unknown, Png, Jpeg }
+public enum ImageFormat { Unknown, Png, Jpeg, Dicom }

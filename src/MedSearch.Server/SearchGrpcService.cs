@@ -21,7 +21,7 @@ public sealed class SearchGrpcService(Collection collection) : SearchService.Sea
 
         var result = request.QueryCase switch
         {
-            SearchRequest.QueryOneofCase.Image => Run(() => collection.SearchImage(request.Image.Span, ImageName(request), k)),
+            SearchRequest.QueryOneofCase.Image => Run(() => collection.SearchImage(request.Image.Memory, ImageName(request), k)),
             SearchRequest.QueryOneofCase.CaseId => Run(() => collection.SearchCase(request.CaseId, k, request.ExcludeQueryCase)),
             _ => throw Invalid("query: set `image` (file bytes) or `case_id`"),
         };

@@ -133,7 +133,7 @@ public sealed class SearchEndToEndTests(IndexedCollectionFixture fixture) : ICla
         }
 
         await Expect(StatusCode.InvalidArgument, "empty (0 bytes)", new SearchRequest { Image = ByteString.Empty });
-        await Expect(StatusCode.InvalidArgument, "not a PNG or JPEG", new SearchRequest { Image = ByteString.CopyFromUtf8("patient notes, not pixels") });
+        await Expect(StatusCode.InvalidArgument, "not a PNG, JPEG or DICOM", new SearchRequest { Image = ByteString.CopyFromUtf8("patient notes, not pixels") });
         await Expect(StatusCode.InvalidArgument, "truncated", new SearchRequest { Image = ByteString.CopyFrom(png, 0, png.Length / 2), ImageName = "half.png" });
         await Expect(StatusCode.InvalidArgument, "k must be between 1 and 1000, got 0", new SearchRequest { Image = ByteString.CopyFrom(png), K = 0 });
         await Expect(StatusCode.InvalidArgument, "k must be between 1 and 1000, got -3", new SearchRequest { Image = ByteString.CopyFrom(png), K = -3 });
@@ -167,10 +167,10 @@ public sealed class SearchEndToEndTests(IndexedCollectionFixture fixture) : ICla
         var run = await MedSearchProcess.RunAsync(TimeSpan.FromMinutes(5), "index", bad, "--data", fixture.Data);
         Assert.True(run.ExitCode == 3, run.ToString());
         Assert.Contains("failed:    3", run.Output);
-        Assert.Matches(@"report\.png: not a PNG or JPEG image", run.Output);
+        Assert.Matches(@"report\.png: not a PNG, JPEG or DICOM image", run.Output);
         Assert.Matches(@"truncated\.png: .*truncated", run.Output);
         Assert.Matches(@"empty\.jpg: the file is empty", run.Output);
-        Assert.Contains("1 x not an image file type (.txt)", run.Output);
+        Assert.Contains("1 x not an image (.txt, no PNG, JPEG or DICOM signature)", run.Output);
         Assert.Contains("200 cases stored", run.Output);
 
         await using (var server = await fixture.StartServerAsync())

@@ -6,6 +6,8 @@ namespace MedSearch.Imaging.Tests;
 
 public class ImageReaderTests
 {
+    private static PixelImage Decode(ReadOnlyMemory<byte> bytes, string name) => ImageReader.Read(bytes, name).Frames.Single().Image;
+
     private static byte[] Encode(SKBitmap bitmap, SKEncodedImageFormat format)
     {
         using var data = bitmap.Encode(format, 100);
@@ -27,7 +29,7 @@ public class ImageReaderTests
     public void Grey_png_decodes_to_one_channel_with_exact_values()
     {
         using var bitmap = Gradient(SKColorType.Gray8);
-        var image = ImageReader.Decode(Encode(bitmap, SKEncodedImageFormat.Png), "grey.png");
+        var image = Decode(Encode(bitmap, SKEncodedImageFormat.Png), "grey.png");
         Assert.Equal((40, 30, 1), (image.Width, image.Height, image.Channels));
         Assert.Equal(0f, image.Pixels[0]);
         Assert.Equal(39 * 6f, image.Pixels[39]);
@@ -38,7 +40,7 @@ public class ImageReaderTests
     public void Colour_png_keeps_three_channels_in_rgb_order()
     {
         using var bitmap = Gradient(SKColorType.Rgba8888);
-        var image = ImageReader.Decode(Encode(bitmap, SKEncodedImageFormat.Png), "colour.png");
+        var image = Decode(Encode(bitmap, SKEncodedImageFormat.Png), "colour.png");
         Assert.Equal(3, image.Channels);
         int p = (5 * 40 + 7) * 3;
         Assert.Equal([42f, 40f, 77f], image.Pixels[p..(p + 3)]);
@@ -50,8 +52,8 @@ public class ImageReaderTests
         using var grey = Gradient(SKColorType.Gray8);
         using var rgb = new SKBitmap(new SKImageInfo(40, 30, SKColorType.Rgba8888, SKAlphaType.Opaque));
         grey.CopyTo(rgb, SKColorType.Rgba8888);
-        var fromGrey = ImageReader.Decode(Encode(grey, SKEncodedImageFormat.Png), "a.png");
-        var fromRgb = ImageReader.Decode(Encode(rgb, SKEncodedImageFormat.Png), "b.png");
+        var fromGrey = Decode(Encode(grey, SKEncodedImageFormat.Png), "a.png");
+        var fromRgb = Decode(Encode(rgb, SKEncodedImageFormat.Png), "b.png");
         Assert.Equal(1, fromRgb.Channels);
         Assert.Equal(fromGrey.Pixels, fromRgb.Pixels);
     }
@@ -60,7 +62,7 @@ public class ImageReaderTests
     public void Jpeg_decodes_close_to_its_source()
     {
         using var bitmap = Gradient(SKColorType.Gray8);
-        var image = ImageReader.Decode(Encode(bitmap, SKEncodedImageFormat.Jpeg), "grey.jpg");
+        var image = Decode(Encode(bitmap, SKEncodedImageFormat.Jpeg), "grey.jpg");
         Assert.Equal(ImageFormat.Jpeg, ImageReader.Detect(Encode(bitmap, SKEncodedImageFormat.Jpeg)));
         Assert.Equal(1, image.Channels);
         for (int x = 0; x < 40; x++) Assert.InRange(image.Pixels[5 * 40 + x], x * 6 - 4f, x * 6 + 4f);
@@ -75,10 +77,10 @@ public class ImageReaderTests
 
     [Theory]
     [InlineData(new byte[0], "the file is empty (0 bytes)")]
-    [InlineData(new byte[] { (byte)'h', (byte)'e', (byte)'l', (byte)'l', (byte)'o' }, "not a PNG or JPEG image")]
+    [InlineData(new byte[] { (byte)'h', (byte)'e', (byte)'l', (byte)'l', (byte)'o' }, "not a PNG, JPEG or DICOM image")]
     public void Non_images_are_refused_with_the_reason(byte[] bytes, string reason)
     {
-        var e = Assert.Throws<ImageDecodeException>(() => ImageReader.Decode(bytes, "upload"));
+        var e = Assert.ThrowsAny<ImageDecodeException>(() => Decode(bytes, "upload"));
         Assert.Equal("upload", e.Source);
         Assert.Contains(reason, e.Message);
     }
@@ -90,7 +92,7 @@ public class ImageReaderTests
     {
         using var bitmap = Gradient(SKColorType.Rgba8888, 200, 200);
         var bytes = Encode(bitmap, format);
-        var e = Assert.Throws<ImageDecodeException>(() => ImageReader.Decode(bytes.AsSpan(0, bytes.Length * 2 / 3), "cut"));
+        var e = Assert.Throws<ImageDecodeException>(() => Decode(bytes.AsMemory(0, bytes.Length * 2 / 3), "cut"));
         Assert.Contains("truncated", e.Reason);
     }
 

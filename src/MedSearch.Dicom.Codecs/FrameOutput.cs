@@ -1,0 +1,70 @@
+using System.Buffers.Binary;
+using System.Numerics;
+using System.Runtime.InteropServices;
+
+namespace MedSearch.Dicom.Codecs;
+
+/// <summary>Checks and finishing steps every decoder shares, so that they all honour the same output contract.</summary>
+internal static class FrameOutput
+{
+    /// <summary>Rejects a format no decoder can honour and a destination that cannot hold the frame.</summary>
+    public static void Validate(in FrameFormat format, int destinationLength)
+    {
+        if (format.Rows <= 0 || format.Columns <= 0)
+            throw new CodecException($"Frame size {format.Columns}x{format.Rows} is not a valid image size.");
+        if (format.SamplesPerPixel is not (1 or 3))
+            throw new CodecException($"SamplesPerPixel {format.SamplesPerPixel} is not supported (only 1 or 3).");
+        if (format.BitsAllocated is not (8 or 16 or 32))
+            throw new CodecException($"BitsAllocated {format.BitsAllocated} is not supported for compressed frames (only 8, 16 or 32).");
+        if (format.BitsStored < 1 || format.BitsStored > format.BitsAllocated)
+            throw new CodecException($"BitsStored {format.BitsStored} does not fit BitsAllocated {format.BitsAllocated}.");
+        if (format.FrameBytes > Array.MaxLength)
+            throw new CodecException($"A {format.Columns}x{format.Rows}x{format.SamplesPerPixel} frame of {format.BitsAllocated}-bit samples is larger than one buffer can hold.");
+        if (destinationLength < format.FrameBytes)
+            throw new ArgumentException($"The destination holds {destinationLength} bytes but the frame needs {format.FrameBytes}.", "destination");
+    }
+
+    /// <summary>
+    /// Sign-extends signed data from BitsStored to the full sample width: codecs hand back the stored bit pattern
+    /// (JPEG and JPEG-LS know no sign; RLE keeps whatever the high bits held), the contract promises two's complement.
+    /// </summary>
+    public static void SignExtend(Span<byte> frame, in FrameFormat format)
+    {
+        int width = format.BytesPerSample * 8;
+        if (!format.Signed || format.BitsStored >= width)
+            return;
+        int shift = width - format.BitsStored;
+        switch (format.BytesPerSample)
+        {
+            case 1: SignExtend(MemoryMarshal.Cast<byte, sbyte>(frame), shift); break;
+            case 2: SignExtend(MemoryMarshal.Cast<byte, short>(frame), shift); break;
+            default: SignExtend(MemoryMarshal.Cast<byte, int>(frame), shift); break;
+        }
+    }
+
+    // The casts above read samples in host order; the project builds for linux-x64 only, which is little-endian like the output.
+    private static void SignExtend<T>(Span<T> samples, int shift) where T : unmanaged, IBinaryInteger<T>
+    {
+        int i = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            Span<Vector<T>> vectors = MemoryMarshal.Cast<T, Vector<T>>(samples);
+            for (int v = 0; v < vectors.Length; v++)
+                vectors[v] = (vectors[v] << shift) >> shift;
+            i = vectors.Length * Vector<T>.Count;
+        }
+        for (; i < samples.Length; i++)
+            samples[i] = (samples[i] << shift) >> shift;
+    }
+
+    /// <summary>Writes one sample little-endian at its index in the interleaved frame (the slow, general path).</summary>
+    public static void WriteSample(Span<byte> frame, int bytesPerSample, int index, int value)
+    {
+        switch (bytesPerSample)
+        {
+            case 1: frame[index] = (byte)value; break;
+            case 2: BinaryPrimitives.WriteUInt16LittleEndian(frame.Slice(index * 2, 2), (ushort)value); break;
+            default: BinaryPrimitives.WriteInt32LittleEndian(frame.Slice(index * 4, 4), value); break;
+        }
+    }
+}

@@ -1,0 +1,91 @@
+using JpegLibrary;
+using MedSearch.Dicom.Codecs.Jpeg;
+
+namespace MedSearch.Dicom.Codecs;
+
+/// <summary>
+/// JPEG baseline (8-bit) and extended (12-bit) DCT through JpegLibrary (float IDCT), with the colour handling that
+/// JpegLibrary leaves out: YCbCr is converted to RGB, after libjpeg-style fancy upsampling of subsampled chroma.
+/// Output is within a few levels of libjpeg's (islow IDCT), not identical: lossy data has no exact reference.
+/// </summary>
+public sealed class JpegBaselineDecoder : IFrameDecoder
+{
+    public string Name => "JPEG baseline/extended (JpegLibrary)";
+
+    public unsafe string Decode(ReadOnlySpan<byte> compressed, in FrameFormat format, Span<byte> destination)
+    {
+        FrameOutput.Validate(format, destination.Length);
+        JpegFrame header = JpegFrame.ReadHeader(compressed);
+        if (header.Marker == 0xC3)
+            // A lossless stream under a lossy transfer syntax: decode what is there rather than refuse it.
+            return new JpegLosslessDecoder().Decode(compressed, format, destination);
+        if (header.Marker is not (0xC0 or 0xC1 or 0xC2))
+            throw new CodecException($"JPEG process SOF{header.Marker - 0xC0} is not supported (baseline, extended or progressive Huffman only).");
+        header.CheckAgainst(format);
+        if (header.Precision is not (8 or 12))
+            throw new CodecException($"DCT JPEG precision {header.Precision} is not supported (8 or 12).");
+        CheckSampling(header);
+        // JpegLibrary decodes a cut-off stream as if the missing data were zeros; the missing EOI is the sign of it.
+        if (!JpegSegmentReader.EndsWithEndOfImage(compressed))
+            throw new CodecException("JPEG stream is truncated: it does not end with an EOI marker (0xFFD9).");
+
+        bool toRgb = ConvertsToRgb(header, format.PhotometricInterpretation);
+        Span<byte> frame = destination[..(int)format.FrameBytes];
+        using var planes = new JpegPlanes(header);
+        try
+        {
+            fixed (byte* input = compressed)
+            {
+                using var memory = new PinnedMemory(input, compressed.Length);
+                var decoder = new JpegDecoder();
+                decoder.SetInput(memory.Memory);
+                decoder.Identify();
+                if (decoder.Width != header.SamplesPerLine || decoder.Height != header.Lines || decoder.NumberOfComponents != header.Components.Length)
+                    throw new CodecException($"JpegLibrary reads the frame as {decoder.Width}x{decoder.Height}x{decoder.NumberOfComponents}, not as its header says.");
+                decoder.SetOutputWriter(planes);
+                decoder.Decode();
+            }
+        }
+        catch (Exception e) when (e is not (CodecException or OutOfMemoryException))
+        {
+            // JpegLibrary reports damage with whatever exception its parser hits first; to callers it is one failure.
+            throw new CodecException($"JpegLibrary could not decode the JPEG stream: {e.Message}", e);
+        }
+
+        planes.WriteTo(frame, toRgb, format.BytesPerSample);
+        FrameOutput.SignExtend(frame, format);
+        return toRgb || DeclaresRgb(header) ? "RGB" : format.PhotometricInterpretation;
+    }
+
+    /// <summary>JpegLibrary upsamples by shifting, so every ratio of the largest sampling factor to a component's must be 1, 2 or 4.</summary>
+    private static void CheckSampling(JpegFrame header)
+    {
+        int maxH = header.MaxHorizontal, maxV = header.MaxVertical;
+        foreach (JpegComponent c in header.Components)
+        {
+            if (maxH % c.Horizontal != 0 || maxV % c.Vertical != 0 || (maxH / c.Horizontal) is 3 || (maxV / c.Vertical) is 3)
+                throw new CodecException($"JPEG component {c.Id} is sampled {c.Horizontal}x{c.Vertical} against a maximum of {maxH}x{maxV}; only ratios 1, 2 and 4 are supported.");
+        }
+    }
+
+    /// <summary>
+    /// Whether the three components are YCbCr that libjpeg-based reference decoders (GDCM, DCMTK) turn into RGB. The
+    /// codestream decides first, in libjpeg's order: JFIF means YCbCr, an Adobe marker means YCbCr unless its transform
+    /// is 0. Without either the dataset decides (YBR_FULL, YBR_FULL_422): RGB-labelled data is left alone, as DCMTK
+    /// does, whatever the component ids suggest.
+    /// </summary>
+    private static bool ConvertsToRgb(JpegFrame header, string photometric)
+    {
+        if (header.Components.Length != 3)
+            return false;
+        if (header.Jfif)
+            return true;
+        if (header.AdobeTransform >= 0)
+            return header.AdobeTransform != 0;
+        return photometric.Trim() is "YBR_FULL" or "YBR_FULL_422";
+    }
+
+    /// <summary>An Adobe marker with transform 0 (and no JFIF) says the stream holds RGB whatever the dataset claims.</summary>
+    private static bool DeclaresRgb(JpegFrame header) =>
+        header.Components.Length == 3 && !header.Jfif && header.AdobeTransform == 0;
+}

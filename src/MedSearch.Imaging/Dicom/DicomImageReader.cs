@@ -1,0 +1,71 @@
+using System.Buffers;
+using MedSearch.Dicom;
+using MedSearch.Dicom.Codecs;
+
+namespace MedSearch.Imaging.Dicom;
+
+/// <summary>
+/// DICOM bytes → frames through the codec of the transfer syntax (or the native path), then the pixel pipeline.
+/// Every reader and codec error becomes an <see cref="ImageDecodeException"/> naming the file and the reason.
+/// </summary>
+internal static class DicomImageReader
+{
+    public static ImageInput Read(ReadOnlyMemory<byte> bytes, string source, ImageReadOptions options)
+    {
+        try
+        {
+            var file = DicomFile.Open(bytes, source, options.Limits);
+            var dataset = file.Dataset;
+            if (!dataset.Contains(DicomTag.PixelData))
+            {
+                var sopClass = dataset.GetString(DicomTag.SopClassUid) ?? file.FileMetaInformation.GetString(DicomTag.MediaStorageSopClassUid) ?? "unknown";
+                throw new NotAnImageException(source, $"DICOM file without pixel data (SOP class {sopClass})");
+            }
+            var metadata = InstanceMetadata.From(dataset, options.PatientHasher ?? EphemeralHasher.Value);
+            var pixels = file.GetPixelData();
+            var decoder = FrameDecoders.ForTransferSyntax(file.TransferSyntax.Uid);
+            var format = new FrameFormat(pixels.Rows, pixels.Columns, pixels.SamplesPerPixel, pixels.BitsAllocated,
+                pixels.BitsStored, pixels.IsSigned, pixels.PhotometricInterpretation);
+            var perFrame = dataset.GetSequence(DicomTag.PerFrameFunctionalGroupsSequence);
+
+            var frames = new List<DecodedFrame>();
+            var buffer = ArrayPool<byte>.Shared.Rent((int)pixels.FrameBytes);
+            try
+            {
+                foreach (int index in Select(pixels.NumberOfFrames, options.Frames))
+                {
+                    var samples = buffer.AsSpan(0, (int)pixels.FrameBytes);
+                    string photometric = decoder is null
+                        ? pixels.GetNativeFrame(index, samples)
+                        : decoder.Decode(pixels.GetFrame(index).Span, format, samples);
+                    var group = index < perFrame.Count ? perFrame[index] : null;
+                    frames.Add(new DecodedFrame(index, PixelPipeline.Render(dataset, pixels, samples, photometric, group)));
+                }
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+            return new ImageInput(ImageFormat.Dicom, frames, metadata);
+        }
+        catch (DicomException e)
+        {
+            throw new ImageDecodeException(source, e.Reason, e);
+        }
+        catch (CodecException e)
+        {
+            throw new ImageDecodeException(source, e.Message, e);
+        }
+    }
+
+    private static IEnumerable<int> Select(int frames, FrameSelection selection) => selection switch
+    {
+        FrameSelection.First => [0],
+        FrameSelection.All => Enumerable.Range(0, frames),
+        _ => [frames / 2],
+    };
+
+    /// <summary>For reads without a collection (no key): a hash nobody can link to anything else.</summary>
+    private static readonly Lazy<PatientHasher> EphemeralHasher = new(() =>
+        new PatientHasher(System.Security.Cryptography.RandomNumberGenerator.GetBytes(PatientHasher.KeyBytes)));
+}

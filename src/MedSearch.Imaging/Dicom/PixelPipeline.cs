@@ -1,0 +1,316 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using MedSearch.Dicom;
+
+namespace MedSearch.Imaging.Dicom;
+
+/// <summary>
+/// Decoded DICOM samples → display intensities 0..255, the one definition shared by indexing and querying:
+/// BitsStored masking and sign extension, Modality LUT (rescale), VOI (the first window, else a 1st–99th
+/// percentile stretch), MONOCHROME1 inversion, PALETTE COLOR expansion, YBR_FULL → RGB.
+/// </summary>
+public static class PixelPipeline
+{
+    /// <summary>Percentiles of the stretch used when a grey image carries no window: robust to a few hot or dead pixels.</summary>
+    public const double LowPercentile = 0.01, HighPercentile = 0.99;
+
+    /// <param name="samples">One frame in the codecs' output form: little-endian, interleaved, BytesPerSample each.</param>
+    /// <param name="photometric">The photometric interpretation of <paramref name="samples"/> (a codec may have converted it).</param>
+    /// <param name="frameGroup">The frame's per-frame functional group item (enhanced objects), or null.</param>
+    public static PixelImage Render(DicomDataset dataset, DicomPixelData pixels, ReadOnlySpan<byte> samples, string photometric, DicomDataset? frameGroup)
+    {
+        int width = pixels.Columns, height = pixels.Rows, count = width * height;
+        int channels = photometric.Trim() switch
+        {
+            "MONOCHROME1" or "MONOCHROME2" or "PALETTE COLOR" => 1,
+            "RGB" or "YBR_FULL" or "YBR_FULL_422" => 3,
+            // Reversible/irreversible colour transforms are undone by the JPEG 2000 codec, which then reports RGB.
+            _ => throw new DicomException(pixels.Source, $"photometric interpretation {photometric} is not supported"),
+        };
+        if (pixels.SamplesPerPixel != channels)
+            throw new DicomException(pixels.Source, $"{photometric} with {pixels.SamplesPerPixel} samples per pixel is not a valid combination");
+
+        var values = ArrayPool<float>.Shared.Rent(count * channels);
+        try
+        {
+            ReadStoredValues(samples, pixels, values.AsSpan(0, count * channels));
+            return photometric.Trim() switch
+            {
+                "MONOCHROME1" or "MONOCHROME2" => Grey(dataset, frameGroup, values.AsSpan(0, count), width, height, invert: photometric.Trim() == "MONOCHROME1", pixels.Source),
+                "PALETTE COLOR" => Palette(dataset, values.AsSpan(0, count), width, height, pixels),
+                "RGB" => Colour(values.AsSpan(0, count * 3), width, height, pixels.BitsStored, ycbcr: false),
+                _ => Colour(values.AsSpan(0, count * 3), width, height, pixels.BitsStored, ycbcr: true),
+            };
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(values);
+        }
+    }
+
+    /// <summary>Stored values as numbers: bits above BitsStored dropped, signed values sign-extended (PS3.5 8.1.1).</summary>
+    private static void ReadStoredValues(ReadOnlySpan<byte> samples, DicomPixelData pixels, Span<float> values)
+    {
+        int bits = Math.Clamp(pixels.BitsStored, 1, 32);
+        bool signed = pixels.IsSigned;
+        int bytes = pixels.BytesPerSample;
+        if (samples.Length < values.Length * bytes)
+            throw new DicomException(pixels.Source, $"frame holds {samples.Length} bytes, {values.Length} samples of {bytes} bytes need {values.Length * bytes}");
+        int shift = 32 - bits;
+        for (int i = 0; i < values.Length; i++)
+        {
+            uint raw = bytes switch
+            {
+                1 => samples[i],
+                2 => BinaryPrimitives.ReadUInt16LittleEndian(samples.Slice(i * 2, 2)),
+                _ => BinaryPrimitives.ReadUInt32LittleEndian(samples.Slice(i * 4, 4)),
+            };
+            values[i] = signed ? (int)(raw << shift) >> shift : bits == 32 ? raw : raw & ((1u << bits) - 1);
+        }
+    }
+
+    private static PixelImage Grey(DicomDataset dataset, DicomDataset? frameGroup, Span<float> values, int width, int height, bool invert, string source)
+    {
+        var (slope, intercept) = Rescale(dataset, frameGroup);
+        if (slope != 1 || intercept != 0)
+            for (int i = 0; i < values.Length; i++) values[i] = (float)(values[i] * slope + intercept);
+
+        var output = new float[values.Length];
+        var window = Window(dataset, frameGroup);
+        if (window is { } w)
+            ApplyWindow(values, output, w.Center, w.Width, w.Function, source);
+        else
+            Stretch(values, output);
+        if (invert)
+            for (int i = 0; i < output.Length; i++) output[i] = 255f - output[i];
+        return new PixelImage(width, height, 1, output);
+    }
+
+    /// <summary>Rescale from the frame's functional group (enhanced objects), else the top-level attributes.</summary>
+    private static (double Slope, double Intercept) Rescale(DicomDataset dataset, DicomDataset? frameGroup)
+    {
+        foreach (var source in FunctionalGroupItems(dataset, frameGroup, DicomTag.PixelValueTransformationSequence).Append(dataset))
+        {
+            var slope = source.GetDouble(DicomTag.RescaleSlope);
+            var intercept = source.GetDouble(DicomTag.RescaleIntercept);
+            if (slope is null && intercept is null) continue;
+            double s = slope ?? 1;
+            // A slope of 0 (seen in the wild) would flatten the image to one value: treat it as absent.
+            return (s == 0 || !double.IsFinite(s) ? 1 : s, intercept is { } i && double.IsFinite(i) ? i : 0);
+        }
+        return (1, 0);
+    }
+
+    private static (double Center, double Width, string Function)? Window(DicomDataset dataset, DicomDataset? frameGroup)
+    {
+        foreach (var source in FunctionalGroupItems(dataset, frameGroup, DicomTag.FrameVoiLutSequence).Append(dataset))
+        {
+            double? center, width;
+            try
+            {
+                center = source.GetDouble(DicomTag.WindowCenter);
+                width = source.GetDouble(DicomTag.WindowWidth);
+            }
+            catch (DicomException)
+            {
+                // An unparsable window is a presentation hint gone bad, not a bad image: fall back to the stretch.
+                continue;
+            }
+            if (center is { } c && width is { } w && double.IsFinite(c) && double.IsFinite(w) && w >= 1)
+                return (c, w, source.GetString(DicomTag.VoiLutFunction)?.Trim() ?? "LINEAR");
+        }
+        return null;
+    }
+
+    private static IEnumerable<DicomDataset> FunctionalGroupItems(DicomDataset dataset, DicomDataset? frameGroup, DicomTag macro)
+    {
+        if (frameGroup is not null)
+            foreach (var item in frameGroup.GetSequence(macro)) yield return item;
+        foreach (var shared in dataset.GetSequence(DicomTag.SharedFunctionalGroupsSequence))
+            foreach (var item in shared.GetSequence(macro)) yield return item;
+    }
+
+    /// <summary>VOI LUT functions of PS3.3 C.11.2.1.2 (LINEAR, LINEAR_EXACT, SIGMOID), output 0..255.</summary>
+    private static void ApplyWindow(ReadOnlySpan<float> values, Span<float> output, double c, double w, string function, string source)
+    {
+        switch (function)
+        {
+            case "LINEAR":
+                {
+                    double low = c - 0.5 - (w - 1) / 2, high = c - 0.5 + (w - 1) / 2;
+                    for (int i = 0; i < values.Length; i++)
+                    {
+                        double x = values[i];
+                        output[i] = x <= low ? 0f : x > high ? 255f : (float)(((x - (c - 0.5)) / (w - 1) + 0.5) * 255);
+                    }
+                    break;
+                }
+            case "LINEAR_EXACT":
+                {
+                    double low = c - w / 2, high = c + w / 2;
+                    for (int i = 0; i < values.Length; i++)
+                    {
+                        double x = values[i];
+                        output[i] = x <= low ? 0f : x > high ? 255f : (float)((x - c) / w + 0.5) * 255;
+                    }
+                    break;
+                }
+            case "SIGMOID":
+                for (int i = 0; i < values.Length; i++)
+                    output[i] = (float)(255 / (1 + Math.Exp(-4 * (values[i] - c) / w)));
+                break;
+            default:
+                throw new DicomException(source, $"VOI LUT Function {function} is not one of LINEAR, LINEAR_EXACT, SIGMOID");
+        }
+    }
+
+    /// <summary>Maps the 1st..99th percentile to 0..255. Exact percentiles from a sorted copy: deterministic, ~20 ms per 512².</summary>
+    private static void Stretch(ReadOnlySpan<float> values, Span<float> output)
+    {
+        var sorted = ArrayPool<float>.Shared.Rent(values.Length);
+        try
+        {
+            var span = sorted.AsSpan(0, values.Length);
+            values.CopyTo(span);
+            span.Sort();
+            float low = span[(int)Math.Round(LowPercentile * (span.Length - 1))];
+            float high = span[(int)Math.Round(HighPercentile * (span.Length - 1))];
+            if (high <= low)
+            {
+                // Flat or nearly flat: use the full range so a binary mask or a constant image still renders.
+                low = span[0];
+                high = span[^1];
+            }
+            float scale = high > low ? 255f / (high - low) : 0f;
+            for (int i = 0; i < values.Length; i++)
+                output[i] = Math.Clamp((values[i] - low) * scale, 0f, 255f);
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(sorted);
+        }
+    }
+
+    private static PixelImage Colour(ReadOnlySpan<float> values, int width, int height, int bitsStored, bool ycbcr)
+    {
+        var output = new float[values.Length];
+        float scale = bitsStored > 8 ? 255f / ((1 << Math.Min(bitsStored, 30)) - 1) : 1f;
+        for (int i = 0; i < values.Length; i += 3)
+        {
+            float a = values[i] * scale, b = values[i + 1] * scale, c = values[i + 2] * scale;
+            if (ycbcr)
+            {
+                // YBR_FULL is full-range ITU-R BT.601 (PS3.3 C.7.6.3.1.2).
+                float cb = b - 128f, cr = c - 128f;
+                (a, b, c) = (a + 1.402f * cr, a - 0.344136f * cb - 0.714136f * cr, a + 1.772f * cb);
+            }
+            output[i] = Math.Clamp(a, 0f, 255f);
+            output[i + 1] = Math.Clamp(b, 0f, 255f);
+            output[i + 2] = Math.Clamp(c, 0f, 255f);
+        }
+        return new PixelImage(width, height, 3, output);
+    }
+
+    private static PixelImage Palette(DicomDataset dataset, ReadOnlySpan<float> indices, int width, int height, DicomPixelData pixels)
+    {
+        var red = PaletteChannel(dataset, DicomTag.RedPaletteColorLookupTableDescriptor, DicomTag.RedPaletteColorLookupTableData, DicomTag.SegmentedRedPaletteColorLookupTableData, pixels.Source);
+        var green = PaletteChannel(dataset, DicomTag.GreenPaletteColorLookupTableDescriptor, DicomTag.GreenPaletteColorLookupTableData, DicomTag.SegmentedGreenPaletteColorLookupTableData, pixels.Source);
+        var blue = PaletteChannel(dataset, DicomTag.BluePaletteColorLookupTableDescriptor, DicomTag.BluePaletteColorLookupTableData, DicomTag.SegmentedBluePaletteColorLookupTableData, pixels.Source);
+        var output = new float[indices.Length * 3];
+        for (int i = 0; i < indices.Length; i++)
+        {
+            output[i * 3] = red.Look(indices[i]);
+            output[i * 3 + 1] = green.Look(indices[i]);
+            output[i * 3 + 2] = blue.Look(indices[i]);
+        }
+        return new PixelImage(width, height, 3, output);
+    }
+
+    private sealed record PaletteLut(float[] Entries, int FirstMapped)
+    {
+        /// <summary>Indices below the first mapped value take the first entry, above the table the last (PS3.3 C.7.6.3.1.5).</summary>
+        public float Look(float index) => Entries[Math.Clamp((int)index - FirstMapped, 0, Entries.Length - 1)];
+    }
+
+    private static PaletteLut PaletteChannel(DicomDataset dataset, DicomTag descriptorTag, DicomTag dataTag, DicomTag segmentedTag, string source)
+    {
+        var descriptor = dataset.GetUInt16s(descriptorTag);
+        if (descriptor.Length != 3)
+            throw new DicomException(source, $"palette descriptor {descriptorTag} has {descriptor.Length} values, needs 3");
+        int entries = descriptor[0] == 0 ? 65536 : descriptor[0];
+        // The first mapped value is US or SS depending on the pixel representation; the bit pattern tells which here.
+        int firstMapped = descriptor[1] > short.MaxValue && dataset.GetInt(DicomTag.PixelRepresentation) == 1 ? (short)descriptor[1] : descriptor[1];
+        int bits = descriptor[2];
+        var segmented = dataset.GetUInt16s(segmentedTag);
+        var data = segmented.Length > 0 ? ExpandSegments(segmented, entries, segmentedTag, source) : dataset.GetUInt16s(dataTag);
+        var lut = new float[entries];
+        if (bits == 8 && data.Length * 2 >= entries && data.Length < entries)
+        {
+            // 8-bit entries packed two to a word (low byte first), as some writers store them.
+            for (int i = 0; i < entries; i++) lut[i] = (byte)(data[i / 2] >> (i % 2 * 8));
+        }
+        else
+        {
+            if (data.Length < entries)
+                throw new DicomException(source, $"palette data {dataTag} has {data.Length} entries, the descriptor says {entries}");
+            // 16-bit entries scale to 0..255; 8-bit entries stored one per word are already 0..255.
+            float scale = bits == 16 ? 255f / 65535f : 1f;
+            for (int i = 0; i < entries; i++) lut[i] = Math.Min(data[i] * scale, 255f);
+        }
+        return new PaletteLut(lut, firstMapped);
+    }
+
+    /// <summary>
+    /// Segmented palette data (PS3.3 C.7.9.2): discrete runs, linear ramps from the previous value, and indirect
+    /// segments that replay earlier segments. Bounded by the descriptor's entry count so a hostile table cannot grow.
+    /// </summary>
+    private static ushort[] ExpandSegments(ushort[] words, int entries, DicomTag tag, string source)
+    {
+        var output = new List<ushort>(entries);
+        Expand(0, int.MaxValue, depth: 0);
+        return output.ToArray();
+
+        // Reads up to maxSegments segments from word `position`; an indirect segment replays `length` segments from its offset.
+        void Expand(int position, int maxSegments, int depth)
+        {
+            if (depth > 1) throw Bad("an indirect segment points at another indirect segment");
+            for (int segment = 0; segment < maxSegments && position < words.Length; segment++)
+            {
+                if (position + 2 > words.Length) throw Bad("a segment header is cut off");
+                int opcode = words[position], length = words[position + 1];
+                position += 2;
+                switch (opcode)
+                {
+                    case 0:
+                        if (position + length > words.Length) throw Bad($"a discrete segment claims {length} entries past the data");
+                        for (int i = 0; i < length; i++) Add(words[position + i]);
+                        position += length;
+                        break;
+                    case 1:
+                        if (position + 1 > words.Length || output.Count == 0) throw Bad("a linear segment has no start or end value");
+                        double from = output[^1], to = words[position++];
+                        for (int i = 1; i <= length; i++) Add((ushort)Math.Round(from + (to - from) * i / length));
+                        break;
+                    case 2:
+                        if (position + 2 > words.Length) throw Bad("an indirect segment's offset is cut off");
+                        // The offset counts bytes from the start of the data, least significant word first.
+                        long offset = (words[position] | ((long)words[position + 1] << 16)) / 2;
+                        position += 2;
+                        if (offset >= words.Length) throw Bad("an indirect segment points past the data");
+                        Expand((int)offset, length, depth + 1);
+                        break;
+                    default:
+                        throw Bad($"segment opcode {opcode} is not 0, 1 or 2");
+                }
+            }
+        }
+
+        void Add(ushort value)
+        {
+            if (output.Count >= entries) throw Bad($"the segments expand to more than the descriptor's {entries} entries");
+            output.Add(value);
+        }
+
+        DicomException Bad(string reason) => new(source, $"segmented palette {tag}: {reason}");
+    }
+}
