@@ -5,21 +5,21 @@ using System.Security.Cryptography;
 namespace MedSearch.Index;
 
 /// <summary>
-/// On-disk container of a saved index: a 64-byte header, then USearch's own serialization as the payload.
-/// USearch checks its header but not its graph, and a damaged graph can crash the process on load, so the
-/// header carries a SHA-256 of the payload and the payload's length, and a file is only handed to USearch
-/// once both match. Files are memory-mapped on both sides, so a multi-gigabyte index is never copied
+/// On-disk container of a saved index: a 64-byte header, then the payload: USearch's own serialization (the
+/// "native part") followed by whatever the index keeps beside it. USearch checks its header but not its graph,
+/// and a damaged graph can crash the process on load, so the header carries a SHA-256 of the payload and the
+/// payload's length, and a file is only handed to USearch once both match. Files are memory-mapped on both sides, so a multi-gigabyte index is never copied
 /// through managed memory.
 /// </summary>
 /// <remarks>
 /// Header, little-endian: magic (8) | container version u32 | dimensions u32 | payload length u64 |
-/// SHA-256 of payload (32) | zero (8). The padding keeps the payload 64-byte aligned, as a memory-mapped
-/// USearch view would need.
+/// SHA-256 of payload (32) | native part length u64. The header's size keeps the payload 64-byte aligned, as a
+/// memory-mapped USearch view would need. Version 1 had no native part length (the payload was USearch's alone).
 /// </remarks>
 internal static unsafe class IndexFile
 {
     public const int HeaderBytes = 64;
-    private const uint Version = 1;
+    private const uint Version = 2;
 
     // The CR LF catches files mangled by text-mode copies, as in PNG's signature.
     private static ReadOnlySpan<byte> Magic => "MSHNSW\r\n"u8;
@@ -29,10 +29,13 @@ internal static unsafe class IndexFile
 
     public delegate void PayloadWriter(byte* destination, long length);
 
-    public delegate void PayloadReader(byte* payload, long length);
+    public delegate void PayloadReader(byte* payload, long length, long nativeLength);
 
-    /// <summary>Creates <paramref name="path"/> (replacing it) with a payload of the given length filled by <paramref name="write"/>, flushed to disk.</summary>
-    public static void Write(string path, int dimensions, long payloadLength, PayloadWriter write)
+    /// <summary>
+    /// Creates <paramref name="path"/> (replacing it) with a payload of the given length filled by
+    /// <paramref name="write"/>, whose first <paramref name="nativeLength"/> bytes are USearch's; flushed to disk.
+    /// </summary>
+    public static void Write(string path, int dimensions, long nativeLength, long payloadLength, PayloadWriter write)
     {
         using var stream = new FileStream(path, FileMode.Create, FileAccess.ReadWrite, FileShare.None);
         stream.SetLength(HeaderBytes + payloadLength);
@@ -52,6 +55,7 @@ internal static unsafe class IndexFile
                 BinaryPrimitives.WriteUInt32LittleEndian(header[12..], (uint)dimensions);
                 BinaryPrimitives.WriteInt64LittleEndian(header[16..], payloadLength);
                 Hash(start + HeaderBytes, payloadLength, header.Slice(24, SHA256.HashSizeInBytes));
+                BinaryPrimitives.WriteInt64LittleEndian(header[56..], nativeLength);
             }
             finally
             {
@@ -107,7 +111,10 @@ internal static unsafe class IndexFile
                 Hash(start + HeaderBytes, payloadLength, digest);
                 if (!digest.SequenceEqual(header.Slice(24, SHA256.HashSizeInBytes)))
                     throw new IndexFileException($"index file {path} is corrupt: its contents do not match the checksum in its header");
-                read(start + HeaderBytes, payloadLength);
+                long nativeLength = BinaryPrimitives.ReadInt64LittleEndian(header[56..]);
+                if (nativeLength <= 0 || nativeLength > payloadLength)
+                    throw new IndexFileException($"index file {path} is corrupt: its header puts {nativeLength} bytes of USearch graph in a {payloadLength}-byte payload");
+                read(start + HeaderBytes, payloadLength, nativeLength);
             }
             finally
             {

@@ -24,14 +24,22 @@ using Session = ClientSession<SpanByte, SpanByte, SpanByte, SpanByteAndMemory, E
 /// recovers exactly the last checkpoint.
 /// </para>
 /// <para>
+/// The log only grows: updates and deletes append, and the old bytes stay on disk until <see cref="Compact"/>
+/// copies the live records forward and deletes the old log segments.
+/// </para>
+/// <para>
 /// All members are safe to call from many threads, except <see cref="Dispose"/>, which must not race other
 /// calls. FASTER sessions are single-threaded, so each call borrows one from a pool.
 /// </para>
 /// </remarks>
 public sealed class CaseStore : IDisposable
 {
-    private const int FormatVersion = 1;
+    // Format 2 cuts the log into segment files of one page (format 1 used FASTER's 1 GiB), so that compaction
+    // can delete every byte below the compacted range; the segment size is written in FORMAT because FASTER
+    // addresses segments by it and it must never change for a store.
+    private const int FormatVersion = 2;
     private const string FormatPrefix = "medsearch-store ";
+    private const string SegmentPrefix = "log-segment-bytes ";
     private const string FormatFileName = "FORMAT";
 
     // A case with a 512-d float embedding serialises to about 2.2 KB: such values move through stack buffers,
@@ -45,6 +53,17 @@ public sealed class CaseStore : IDisposable
     // FASTER lays a record out as header + key + value, each 8-byte aligned, and a record may not span pages.
     private const int RecordOverheadBytes = 64;
 
+    // Compaction pads the log to a segment boundary with a record under this key: 9 bytes, so that no case id
+    // (8 bytes) can collide with it. It is deleted as soon as it is written.
+    private static ReadOnlySpan<byte> FillerKey => [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF];
+
+    // A filler's size on the log beyond its value bytes: 8 (record header) + 16 (4-byte length + 9-byte key,
+    // 8-aligned) + 4 (value length). The smallest record takes 32 bytes.
+    private const int FillerOverheadBytes = 28;
+    private const int SmallestRecordBytes = 32;
+
+    private const string LogFileName = "hlog";
+
     private readonly string _directory;
     private readonly IDevice _logDevice;
     private readonly DeviceLogCommitCheckpointManager _checkpointManager;
@@ -54,17 +73,19 @@ public sealed class CaseStore : IDisposable
     private readonly Lock[] _stripes;
     private readonly Lock _checkpointLock = new();
     private readonly long _pageSize;
+    private readonly long _segmentSize;
     private long _count;
     // Boxed so that readers on other threads never see a torn struct.
     private StrongBox<CheckpointToken>? _lastCheckpoint;
     private bool _disposed;
 
-    private CaseStore(string directory, CaseStoreOptions options, IDevice logDevice, DeviceLogCommitCheckpointManager checkpointManager)
+    private CaseStore(string directory, CaseStoreOptions options, long segmentSize, IDevice logDevice, DeviceLogCommitCheckpointManager checkpointManager)
     {
         _directory = directory;
         _logDevice = logDevice;
         _checkpointManager = checkpointManager;
         _pageSize = options.PageSize;
+        _segmentSize = segmentSize;
         _stripes = new Lock[StripeCount];
         for (int i = 0; i < _stripes.Length; i++) _stripes[i] = new Lock();
         _kv = new FasterKV<SpanByte, SpanByte>(new FasterKVSettings<SpanByte, SpanByte>
@@ -73,6 +94,7 @@ public sealed class CaseStore : IDisposable
             IndexSize = options.IndexSize * 64,
             LogDevice = logDevice,
             PageSize = options.PageSize,
+            SegmentSize = segmentSize,
             MemorySize = options.MemorySize,
             ReadCacheEnabled = options.ReadCacheEnabled,
             // FASTER's default read cache is 16 GiB as well; it gets the same budget as the log.
@@ -92,11 +114,11 @@ public sealed class CaseStore : IDisposable
 
     /// <summary>
     /// Opens the store in <paramref name="directory"/> (created when missing or empty), recovering its latest
-    /// checkpoint. Layout: <c>FORMAT</c>, <c>log/</c> (FASTER log segments), <c>checkpoints/</c>.
+    /// checkpoint. Layout: <c>FORMAT</c>, <c>log/</c> (FASTER log segments, one page each), <c>checkpoints/</c>.
     /// </summary>
     /// <exception cref="StoreException">
     /// The directory holds another store format, something that is not a store, or a checkpoint that cannot be
-    /// recovered; or it cannot be created.
+    /// recovered; its pages are larger than the log segments it was created with; or it cannot be created.
     /// </exception>
     public static CaseStore Open(string directory, CaseStoreOptions options)
     {
@@ -104,7 +126,11 @@ public sealed class CaseStore : IDisposable
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         var full = Path.GetFullPath(directory);
-        PrepareDirectory(full);
+        long segmentSize = PrepareDirectory(full, options.PageSize);
+        if (options.PageSize > segmentSize)
+            throw new StoreException(
+                $"store {full} was created with {segmentSize}-byte log segments; {nameof(CaseStoreOptions)}.{nameof(CaseStoreOptions.PageSize)} " +
+                $"({options.PageSize}) must not exceed that, as a page must fit in one segment");
 
         IDevice? logDevice = null;
         DeviceLogCommitCheckpointManager? checkpointManager = null;
@@ -112,12 +138,12 @@ public sealed class CaseStore : IDisposable
         try
         {
             // recoverDevice: find the segments already on disk so that recovered addresses can be read back.
-            logDevice = Devices.CreateLogDevice(Path.Combine(full, "log", "hlog"), recoverDevice: true);
+            logDevice = Devices.CreateLogDevice(Path.Combine(full, "log", LogFileName), recoverDevice: true);
             checkpointManager = new DeviceLogCommitCheckpointManager(
                 new LocalStorageNamedDeviceFactory(),
                 new DefaultCheckpointNamingScheme(Path.Combine(full, "checkpoints")),
                 removeOutdated: true);
-            store = new CaseStore(full, options, logDevice, checkpointManager);
+            store = new CaseStore(full, options, segmentSize, logDevice, checkpointManager);
             store.Recover();
             return store;
         }
@@ -208,7 +234,10 @@ public sealed class CaseStore : IDisposable
         }
     }
 
-    /// <summary>Deletes the record of <paramref name="id"/>; false when there was none.</summary>
+    /// <summary>
+    /// Deletes the record of <paramref name="id"/>; false when there was none. Reads miss it at once; its bytes
+    /// stay in the log files until the next <see cref="Compact"/>.
+    /// </summary>
     public unsafe bool Delete(ulong id)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -264,27 +293,49 @@ public sealed class CaseStore : IDisposable
     public CheckpointToken Checkpoint()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        lock (_checkpointLock) return CheckpointLocked();
+    }
+
+    /// <summary>
+    /// Removes deleted and superseded records from disk, then checkpoints. Live records below the log's tail are
+    /// copied to the tail, the log's begin address moves up past the old ones, a checkpoint makes that durable,
+    /// and the log segment files wholly below the new begin are deleted before this returns: the bytes of a
+    /// record deleted before the call are then in no file of the store. Returns that checkpoint (tag derived
+    /// data with it, as with <see cref="Checkpoint"/>).
+    /// </summary>
+    /// <remarks>
+    /// Reads continue throughout; writes pause while the log is padded to the next segment boundary (at most a
+    /// page of filler, which the next compaction drops) and then continue. Costs a read of the whole log and a
+    /// write of the live records. A crash before the checkpoint completes leaves the previous checkpoint and all
+    /// its segment files intact.
+    /// </remarks>
+    public CheckpointToken Compact()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         lock (_checkpointLock)
         {
-            // Read before the checkpoint starts, so every record below it belongs to the checkpointed version.
-            long position = _kv.Log.TailAddress;
-            var cookie = new byte[sizeof(long)];
-            BinaryPrimitives.WriteInt64LittleEndian(cookie, position);
-            _kv.CommitCookie = cookie;
-            bool taken;
-            Guid token;
-            try
+            long boundary = PadToSegmentBoundary();
+            if (boundary > _kv.Log.BeginAddress)
             {
-                (taken, token) = _kv.TakeFullCheckpointAsync(CheckpointType.FoldOver).AsTask().GetAwaiter().GetResult();
+                // FASTER compacts only the read-only part of the log; this flushes up to the boundary first.
+                _kv.Log.ShiftReadOnlyAddress(boundary, wait: true);
+                var session = RentSession();
+                try
+                {
+                    // Lookup, not Scan: Scan builds a temporary in-memory copy of every record in the range.
+                    session.Compact(boundary, CompactionType.Lookup);
+                }
+                catch (Exception e)
+                {
+                    throw new StoreException($"compaction of store {_directory} failed: {e.Message}", e);
+                }
+                finally
+                {
+                    ReturnSession(session);
+                }
             }
-            catch (Exception e)
-            {
-                throw new StoreException($"checkpoint of store {_directory} failed: {e.Message}", e);
-            }
-            if (!taken)
-                throw new StoreException($"checkpoint of store {_directory} was refused: FASTER is already running another checkpoint or index resize");
-            var checkpoint = new CheckpointToken(token, position);
-            Volatile.Write(ref _lastCheckpoint, new StrongBox<CheckpointToken>(checkpoint));
+            var checkpoint = CheckpointLocked();
+            DeleteSegmentsBelow(_kv.Log.BeginAddress);
             return checkpoint;
         }
     }
@@ -298,6 +349,98 @@ public sealed class CaseStore : IDisposable
         _kv.Dispose();
         _checkpointManager.Dispose();
         _logDevice.Dispose();
+    }
+
+    private CheckpointToken CheckpointLocked()
+    {
+        // Read before the checkpoint starts, so every record below it belongs to the checkpointed version.
+        long position = _kv.Log.TailAddress;
+        var cookie = new byte[sizeof(long)];
+        BinaryPrimitives.WriteInt64LittleEndian(cookie, position);
+        _kv.CommitCookie = cookie;
+        bool taken;
+        Guid token;
+        try
+        {
+            (taken, token) = _kv.TakeFullCheckpointAsync(CheckpointType.FoldOver).AsTask().GetAwaiter().GetResult();
+        }
+        catch (Exception e)
+        {
+            throw new StoreException($"checkpoint of store {_directory} failed: {e.Message}", e);
+        }
+        if (!taken)
+            throw new StoreException($"checkpoint of store {_directory} was refused: FASTER is already running another checkpoint or index resize");
+        var checkpoint = new CheckpointToken(token, position);
+        Volatile.Write(ref _lastCheckpoint, new StrongBox<CheckpointToken>(checkpoint));
+        return checkpoint;
+    }
+
+    /// <summary>
+    /// Appends filler records until the log's tail sits on a segment boundary, and returns it. Compacting up to
+    /// a boundary leaves no old record in the segment that the copied live records start in, so deleting the
+    /// segments below removes every old byte. Writers wait meanwhile (all stripes are held) so the tail stays put.
+    /// </summary>
+    private unsafe long PadToSegmentBoundary()
+    {
+        foreach (var stripe in _stripes) stripe.Enter();
+        var session = RentSession();
+        // Zeroed, not pooled: a pooled buffer could still hold a deleted record's bytes, which the filler would
+        // then write back to disk.
+        byte[]? filler = null;
+        try
+        {
+            // Each filler ends a page; a segment of several pages (PageSize lowered since creation) takes several.
+            for (int attempt = 0; attempt <= _segmentSize / _pageSize + 2; attempt++)
+            {
+                long tail = _kv.Log.TailAddress;
+                if (tail % _segmentSize == 0) return tail;
+                long room = _pageSize - tail % _pageSize;
+                // Too little room for any record: FASTER starts the next page with it, so that filler fills a whole page.
+                long bytes = room >= SmallestRecordBytes ? room : _pageSize;
+                filler ??= new byte[_pageSize];
+                fixed (byte* k = FillerKey)
+                fixed (byte* v = filler)
+                {
+                    var key = SpanByte.FromPointer(k, FillerKey.Length);
+                    var value = SpanByte.FromPointer(v, (int)(bytes - FillerOverheadBytes));
+                    var status = session.Upsert(ref key, ref value);
+                    if (status.IsPending) session.CompletePending(wait: true);
+                    // In the mutable region this only sets the tombstone bit; otherwise it appends a tombstone and
+                    // the next round pads again.
+                    status = session.Delete(ref key);
+                    if (status.IsPending) session.CompletePending(wait: true);
+                }
+            }
+            throw new StoreException(
+                $"store {_directory}: the log tail ({_kv.Log.TailAddress}) could not be padded to a {_segmentSize}-byte segment boundary for compaction");
+        }
+        finally
+        {
+            ReturnSession(session);
+            foreach (var stripe in _stripes) stripe.Exit();
+        }
+    }
+
+    /// <summary>
+    /// Deletes the log segment files wholly below <paramref name="beginAddress"/>. FASTER's own truncation runs
+    /// in the background and returns before the files are gone; deleting what is left makes the call's promise
+    /// hold when it returns. Only called once a checkpoint with this begin address is durable: recovering an
+    /// older checkpoint would need those files.
+    /// </summary>
+    private void DeleteSegmentsBelow(long beginAddress)
+    {
+        _kv.Log.Truncate();
+        long firstKept = beginAddress / _segmentSize;
+        try
+        {
+            foreach (var file in Directory.EnumerateFiles(Path.Combine(_directory, "log"), LogFileName + ".*"))
+                if (long.TryParse(Path.GetExtension(file).AsSpan(1), NumberStyles.None, CultureInfo.InvariantCulture, out long segment) && segment < firstKept)
+                    File.Delete(file);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new StoreException($"store {_directory}: compacted log segments below address {beginAddress} could not be deleted: {e.Message}", e);
+        }
     }
 
     private void Recover()
@@ -367,7 +510,8 @@ public sealed class CaseStore : IDisposable
 
     private void ReturnSession(Session session) => _sessions.Add(session);
 
-    private static void PrepareDirectory(string directory)
+    /// <summary>Checks or creates the directory's FORMAT file; returns the store's log segment size.</summary>
+    private static long PrepareDirectory(string directory, long pageSize)
     {
         var formatFile = Path.Combine(directory, FormatFileName);
         try
@@ -375,15 +519,17 @@ public sealed class CaseStore : IDisposable
             // A FORMAT.tmp alone is a creation that crashed before its rename: still an empty store.
             bool holdsOtherFiles = Directory.Exists(directory)
                 && Directory.EnumerateFileSystemEntries(directory).Any(entry => entry != formatFile + ".tmp");
+            long segmentSize;
             if (File.Exists(formatFile))
-                CheckFormat(directory, File.ReadAllText(formatFile));
+                segmentSize = CheckFormat(directory, File.ReadAllText(formatFile));
             else if (holdsOtherFiles)
                 throw new StoreException(
                     $"store directory {directory} is not empty but has no {FormatFileName} file: it is not a MedSearch store, or its {FormatFileName} file was lost");
             else
-                WriteFormat(directory, formatFile);
+                WriteFormat(directory, formatFile, segmentSize = pageSize);
             Directory.CreateDirectory(Path.Combine(directory, "log"));
             Directory.CreateDirectory(Path.Combine(directory, "checkpoints"));
+            return segmentSize;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -391,9 +537,11 @@ public sealed class CaseStore : IDisposable
         }
     }
 
-    private static void CheckFormat(string directory, string text)
+    /// <summary>Checks a FORMAT file's text; returns the log segment size it records.</summary>
+    private static long CheckFormat(string directory, string text)
     {
-        var line = text.Trim();
+        var lines = text.Split('\n', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        var line = lines.Length > 0 ? lines[0] : "";
         if (!line.StartsWith(FormatPrefix, StringComparison.Ordinal)
             || !int.TryParse(line.AsSpan(FormatPrefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out int version))
         {
@@ -404,16 +552,25 @@ public sealed class CaseStore : IDisposable
             throw new StoreException(
                 $"store directory {directory} was written by a newer MedSearch (store format {version}); this build reads format {FormatVersion} only");
         if (version < FormatVersion)
-            throw new StoreException($"store directory {directory} has unknown store format {version}; this build reads format {FormatVersion}");
+            throw new StoreException(
+                $"store directory {directory} has store format {version}, from before compaction; this build reads format {FormatVersion}. " +
+                "Re-index the cases into a new data directory");
+        var segment = lines.Length > 1 ? lines[1] : "";
+        if (!segment.StartsWith(SegmentPrefix, StringComparison.Ordinal)
+            || !long.TryParse(segment.AsSpan(SegmentPrefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out long segmentSize)
+            || segmentSize < 512 || (segmentSize & (segmentSize - 1)) != 0)
+            throw new StoreException(
+                $"store directory {directory}: {FormatFileName} has no valid \"{SegmentPrefix}N\" line (N a power of two, at least 512) after its version");
+        return segmentSize;
     }
 
-    private static void WriteFormat(string directory, string formatFile)
+    private static void WriteFormat(string directory, string formatFile, long segmentSize)
     {
         Directory.CreateDirectory(directory);
         var temp = formatFile + ".tmp";
         using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
         {
-            stream.Write(System.Text.Encoding.ASCII.GetBytes($"{FormatPrefix}{FormatVersion}\n"));
+            stream.Write(System.Text.Encoding.ASCII.GetBytes($"{FormatPrefix}{FormatVersion}\n{SegmentPrefix}{segmentSize}\n"));
             stream.Flush(flushToDisk: true);
         }
         File.Move(temp, formatFile, overwrite: true);

@@ -35,6 +35,41 @@ public sealed class CaseStoreTests : IDisposable
         return record;
     }
 
+    private static string Marker(ulong id, string version) => $"MARKER-{id:D6}-{version}-";
+
+    /// <summary>A case whose source path is a byte string found nowhere else, to look for in the raw files.</summary>
+    private static CaseRecord Marked(ulong id, string version)
+    {
+        var record = Case(id, dimensions: 8);
+        record.Source = Marker(id, version) + "/data.png";
+        return record;
+    }
+
+    private long LogBytes() => Directory.GetFiles(Path.Combine(_directory, "log")).Sum(f => new FileInfo(f).Length);
+
+    private bool LogContains(string marker) => FilesContain(Path.Combine(_directory, "log"), marker);
+
+    private bool AnyFileContains(string marker) => FilesContain(_directory, marker);
+
+    private static bool FilesContain(string directory, string marker)
+    {
+        var needle = System.Text.Encoding.ASCII.GetBytes(marker);
+        return Directory.GetFiles(directory, "*", SearchOption.AllDirectories)
+            .Any(file => File.ReadAllBytes(file).AsSpan().IndexOf(needle) >= 0);
+    }
+
+    private static void AssertContents(CaseStore store, Dictionary<ulong, CaseRecord> expected, ulong[] deleted)
+    {
+        Assert.Equal(expected.Count, store.Count);
+        foreach (var (id, record) in expected)
+        {
+            Assert.True(store.TryGet(id, out var read), $"case {id} lost");
+            Assert.Equal(record, read);
+        }
+        foreach (ulong id in deleted) Assert.False(store.TryGet(id, out _), $"deleted case {id} came back");
+        Assert.Equal(expected.Keys.Order(), store.Scan().Select(r => r.Id).Order());
+    }
+
     [Fact]
     public void Upsert_get_update_delete()
     {
@@ -178,8 +213,8 @@ public sealed class CaseStoreTests : IDisposable
         {
             for (ulong id = 1; id <= records; id++) store.Upsert(Case(id, dimensions: 32));
 
-            // 3000 records of ~250 bytes are 20x the 32 KiB in memory: the early ones live only in the log file.
-            Assert.True(new FileInfo(Path.Combine(_directory, "log", "hlog.0")).Length > TinyMemory.MemorySize);
+            // 3000 records of ~250 bytes are 20x the 32 KiB in memory: the early ones live only in the log files.
+            Assert.True(LogBytes() > TinyMemory.MemorySize);
             for (int pass = 0; pass < 2; pass++)
             {
                 for (ulong id = 1; id <= records; id++)
@@ -261,12 +296,33 @@ public sealed class CaseStoreTests : IDisposable
     public void A_store_from_a_newer_format_version_is_refused()
     {
         using (CaseStore.Open(_directory, Small)) { }
-        File.WriteAllText(Path.Combine(_directory, "FORMAT"), "medsearch-store 2\n");
+        File.WriteAllText(Path.Combine(_directory, "FORMAT"), "medsearch-store 3\nlog-segment-bytes 65536\n");
 
         var error = Assert.Throws<StoreException>(() => CaseStore.Open(_directory, Small));
         Assert.Contains(Path.GetFullPath(_directory), error.Message);
         Assert.Contains("newer", error.Message);
-        Assert.Contains("format 2", error.Message);
+        Assert.Contains("format 3", error.Message);
+    }
+
+    [Fact]
+    public void A_store_from_before_compaction_is_refused_with_what_to_do()
+    {
+        using (CaseStore.Open(_directory, Small)) { }
+        // Format 1 logs used FASTER's 1 GiB segments; opening them with page-sized segments would misread them.
+        File.WriteAllText(Path.Combine(_directory, "FORMAT"), "medsearch-store 1\n");
+
+        var error = Assert.Throws<StoreException>(() => CaseStore.Open(_directory, Small));
+        Assert.Contains("format 1", error.Message);
+        Assert.Contains("Re-index", error.Message);
+    }
+
+    [Fact]
+    public void Pages_larger_than_the_stores_log_segments_are_refused()
+    {
+        using (CaseStore.Open(_directory, Small)) { }
+        var error = Assert.Throws<StoreException>(() => CaseStore.Open(_directory, Small with { PageSize = Small.PageSize * 2 }));
+        Assert.Contains($"{Small.PageSize}-byte log segments", error.Message);
+        Assert.Contains("PageSize", error.Message);
     }
 
     [Fact]
@@ -315,6 +371,110 @@ public sealed class CaseStoreTests : IDisposable
         var error = Assert.Throws<ArgumentException>(() => store.Upsert(Case(5, dimensions: 2048)));
         Assert.Contains("PageSize", error.Message);
         Assert.Equal(0, store.Count);
+    }
+
+    [Fact]
+    public void Compaction_removes_the_bytes_of_deleted_and_superseded_records_from_every_file()
+    {
+        const int records = 2000;
+        var expected = new Dictionary<ulong, CaseRecord>();
+        using (var store = CaseStore.Open(_directory, TinyMemory))
+        {
+            for (ulong id = 1; id <= records; id++) store.Upsert(expected[id] = Marked(id, "v1"));
+            store.Checkpoint();
+            // Deleted from the disk-resident start of the log, from its end, and (3001) while still in the mutable
+            // region: the last record written, so it shares a log segment with the tail that compaction starts at.
+            ulong[] deleted = [5, 17, 400, 1999, 2000, 3001];
+            store.Upsert(Marked(3001, "v1"));
+            foreach (ulong id in deleted)
+            {
+                Assert.True(store.Delete(id));
+                expected.Remove(id);
+            }
+            store.Upsert(expected[30] = Marked(30, "v2"));
+            store.Checkpoint();
+            Assert.All(deleted, id => Assert.True(LogContains(Marker(id, "v1")), $"case {id} was never written to the log files"));
+            Assert.True(LogContains(Marker(30, "v1")));
+
+            var token = store.Compact();
+
+            Assert.Equal(token, store.LastCheckpoint);
+            Assert.All(deleted, id => Assert.False(AnyFileContains(Marker(id, "v1")), $"deleted case {id} is still in a file of the store"));
+            Assert.False(AnyFileContains(Marker(30, "v1")), "the superseded version of case 30 is still in a file of the store");
+            Assert.True(AnyFileContains(Marker(30, "v2")) && AnyFileContains(Marker(6, "v1")), "live records are missing from the files");
+            AssertContents(store, expected, deleted);
+        }
+
+        using var reopened = CaseStore.Open(_directory, TinyMemory);
+        AssertContents(reopened, expected, [5, 17, 400, 1999, 2000, 3001]);
+    }
+
+    [Fact]
+    public void Compaction_shrinks_the_log_to_the_live_records()
+    {
+        using var store = CaseStore.Open(_directory, TinyMemory);
+        for (ulong id = 1; id <= 2000; id++) store.Upsert(Case(id, dimensions: 32));
+        for (ulong id = 1; id <= 2000; id++)
+            if (id % 10 != 0) store.Delete(id);
+        store.Checkpoint();
+        long before = LogBytes();
+
+        store.Compact();
+
+        // 200 of 2000 records are live: the log keeps them, at most a page of padding, and the pages FASTER
+        // preallocates at the tail.
+        long after = LogBytes();
+        Assert.True(after < before / 4, $"log files hold {after} bytes after compaction, {before} before");
+        Assert.Equal(200, store.Count);
+        Assert.Equal(200, store.Scan().Count());
+    }
+
+    [Fact]
+    public void Compacting_an_empty_store_and_compacting_twice_work()
+    {
+        using (var store = CaseStore.Open(_directory, Small))
+        {
+            store.Compact();
+            Assert.Equal(0, store.Count);
+            for (ulong id = 1; id <= 100; id++) store.Upsert(Case(id));
+            store.Delete(50);
+            store.Compact();
+            store.Upsert(Case(50, version: 2));
+            store.Delete(51);
+            store.Compact();
+            Assert.Equal(99, store.Count);
+        }
+        using var reopened = CaseStore.Open(_directory, Small);
+        Assert.Equal(99, reopened.Count);
+        Assert.True(reopened.TryGet(50, out var revived));
+        Assert.Equal(Case(50, version: 2), revived);
+        Assert.False(reopened.TryGet(51, out _));
+    }
+
+    [Fact]
+    public async Task Writes_and_reads_during_compaction_are_kept()
+    {
+        using var store = CaseStore.Open(_directory, TinyMemory with { MemorySize = 1 << 18 });
+        for (ulong id = 1; id <= 3000; id++) store.Upsert(Case(id, dimensions: 32));
+        for (ulong id = 1; id <= 3000; id += 2) store.Delete(id);
+        store.Checkpoint();
+
+        var writer = Task.Run(() =>
+        {
+            for (ulong id = 10_001; id <= 12_000; id++)
+            {
+                store.Upsert(Case(id, dimensions: 32));
+                Assert.True(store.TryGet(id - 10_000 + (id % 2 == 0 ? 0UL : 1UL), out _));
+            }
+        });
+        for (int i = 0; i < 3; i++) store.Compact();
+        await writer;
+        store.Compact();
+
+        Assert.Equal(1500 + 2000, store.Count);
+        for (ulong id = 2; id <= 3000; id += 2) Assert.True(store.TryGet(id, out _), $"case {id} lost");
+        for (ulong id = 10_001; id <= 12_000; id++) Assert.True(store.TryGet(id, out _), $"case {id} lost");
+        Assert.Equal(3500, store.Scan().Count());
     }
 
     [Theory]
