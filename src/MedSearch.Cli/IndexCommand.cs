@@ -5,8 +5,9 @@ namespace MedSearch.Cli;
 
 public static class IndexCommand
 {
-    private const string Help = """
+    private const string Help = $"""
         usage: medsearch index PATH [--labels labels.csv] [--data DIR] [--batch N] [--frames middle|first|all]
+                              [--checkpoint-every SECONDS] [--receipt FILE] [--model M] [--device D] [--batch-wait MS]
 
         Walks PATH (a folder, recursively, or one file), embeds every DICOM, PNG and JPEG image in batches, stores
         each case and adds it to the search index. Files are recognised by content, not name. A DICOM instance is
@@ -18,15 +19,23 @@ public static class IndexCommand
                           column with ';'-separated labels (empty = unlabelled); other columns are kept as metadata
           --data DIR      data directory (default: $MEDSEARCH_DATA, else ./index-data)
           --batch N       images per encoder batch (default 16)
+        {EncoderArguments.BatchWaitHelp}
           --frames WHICH  frames of a multi-frame DICOM that become cases: middle (default; one case per
                           instance), first, or all (one case per frame)
+          --checkpoint-every SECONDS
+                          make progress durable this often (default 60); a crash loses at most this much work,
+                          and a re-run picks up from the last checkpoint
+          --receipt FILE  append the key of each case once a checkpoint has made it durable: the run's
+                          acknowledgement of what is stored, which a crash cannot take back
+        {EncoderArguments.ModelAndDeviceHelp}
 
         exit status: 0 all done, 3 finished but some files failed (listed), 1 the job could not run, 2 bad usage
         """;
 
     public static async Task<int> RunAsync(string[] args)
     {
-        var line = CommandLine.Parse(args, new HashSet<string> { "--labels", "--data", "--batch", "--frames" }, new HashSet<string>());
+        var line = CommandLine.Parse(args, new HashSet<string> { "--labels", "--data", "--batch", "--frames", "--checkpoint-every", "--receipt",
+            EncoderArguments.Model, EncoderArguments.Device, EncoderArguments.BatchWait }, new HashSet<string>());
         if (line.Help) { Console.Out.Write(Help); return Program.Ok; }
         if (line.Positional.Count != 1) throw new UsageException("expects exactly one PATH to index");
         var root = Path.GetFullPath(line.Positional[0]);
@@ -43,33 +52,23 @@ public static class IndexCommand
             "all" => FrameSelection.All,
             var other => throw new UsageException($"--frames must be middle, first or all, got `{other}`"),
         };
+        int checkpointSeconds = line.GetInt("--checkpoint-every", 60);
+        if (checkpointSeconds < 1) throw new UsageException($"--checkpoint-every must be at least 1 second, got {checkpointSeconds}");
         var dataPath = DataDirectory.Resolve(line.Get("--data"));
-        using var cancel = new CancellationTokenSource();
-        ConsoleCancelEventHandler onCancel = (_, e) =>
-        {
-            e.Cancel = true;
-            Console.Error.WriteLine("\nstopping: finishing the current batch and saving what is done (Ctrl-C again to abort)");
-            if (cancel.IsCancellationRequested) Environment.Exit(130);
-            cancel.Cancel();
-        };
-        Console.CancelKeyPress += onCancel;
-        try
-        {
-            Console.Out.WriteLine($"data directory: {dataPath}");
-            using var collection = Collection.Open(dataPath, new CollectionOptions(), message => Console.Out.WriteLine(message));
-            Console.Out.WriteLine($"model: {collection.ModelId} ({collection.Dimensions}-d), device: {collection.Encoder.DeviceDescription}; {collection.Count:N0} cases stored");
+        var collectionOptions = EncoderArguments.Options(line, batch);
+        var batchWait = EncoderArguments.Wait(line);
+        using var cancel = new CtrlC();
+        Console.Out.WriteLine($"data directory: {dataPath}");
+        using var collection = Collection.Open(dataPath, collectionOptions, message => Console.Out.WriteLine(message));
+        Console.Out.WriteLine($"model: {collection.ModelId} ({collection.Dimensions}-d), device: {collection.Encoder.DeviceDescription}; {collection.Count:N0} cases stored");
 
-            var progress = new ProgressDisplay(Console.Out, interactive: !Console.IsOutputRedirected);
-            var summary = await IndexJob.RunAsync(collection,
-                new IndexJobOptions { Root = root, LabelsPath = labels, BatchSize = batch, Frames = frames }, progress, cancel.Token);
-            progress.Finish();
-            PrintSummary(summary, collection.Count);
-            return summary.Failed.Count > 0 ? Program.PartialFailure : Program.Ok;
-        }
-        finally
-        {
-            Console.CancelKeyPress -= onCancel;
-        }
+        var progress = new ProgressDisplay(Console.Out, interactive: !Console.IsOutputRedirected);
+        var summary = await IndexJob.RunAsync(collection,
+            new IndexJobOptions { Root = root, LabelsPath = labels, BatchSize = batch, BatchWait = batchWait, Frames = frames,
+                CheckpointInterval = TimeSpan.FromSeconds(checkpointSeconds), ReceiptPath = line.Get("--receipt") }, progress, cancel.Token);
+        progress.Finish();
+        PrintSummary(summary, collection.Count);
+        return summary.Failed.Count > 0 ? Program.PartialFailure : Program.Ok;
     }
 
     private static void PrintSummary(IndexSummary summary, long stored)

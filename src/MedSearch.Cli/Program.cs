@@ -20,6 +20,8 @@ public static class Program
           index PATH    embed and store every image under PATH (DICOM, PNG, JPEG)
           serve         run the gRPC search service
           query IMAGE   ask a running server for the cases most similar to IMAGE
+          reindex       re-embed every case with another model into a new data directory
+          delete        remove a case, series, study or patient from the store and the index
 
         The data directory is --data DIR, else $MEDSEARCH_DATA, else ./index-data.
         """;
@@ -39,6 +41,8 @@ public static class Program
                 "index" => await IndexCommand.RunAsync(rest),
                 "serve" => await ServeCommand.RunAsync(rest),
                 "query" => await QueryCommand.RunAsync(rest),
+                "reindex" => await ReindexCommand.RunAsync(rest),
+                "delete" => await DeleteCommand.RunAsync(rest),
                 _ => throw new UsageException($"unknown verb `{args[0]}`; run `medsearch --help`"),
             };
         }

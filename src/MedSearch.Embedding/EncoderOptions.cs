@@ -25,6 +25,24 @@ public sealed record EncoderOptions
     /// </summary>
     public int MaxBatchSize { get; init; } = 32;
 
+    /// <summary>
+    /// These options on the device a <c>--device</c> value names: <c>auto</c>, <c>cpu</c>, <c>cuda</c> (device 0)
+    /// or <c>cuda:N</c>; case-insensitive.
+    /// </summary>
+    /// <exception cref="FormatException">The text is none of those; the message quotes it.</exception>
+    public EncoderOptions WithDevice(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var value = text.Trim().ToLowerInvariant();
+        if (value == "auto") return this with { Device = EncoderDevice.Auto, DeviceId = 0 };
+        if (value == "cpu") return this with { Device = EncoderDevice.Cpu, DeviceId = 0 };
+        if (value == "cuda") return this with { Device = EncoderDevice.Cuda, DeviceId = 0 };
+        if (value.StartsWith("cuda:", StringComparison.Ordinal)
+            && int.TryParse(value.AsSpan(5), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int id))
+            return this with { Device = EncoderDevice.Cuda, DeviceId = id };
+        throw new FormatException($"device must be auto, cpu, cuda or cuda:N (N = the GPU's number, from 0), got `{text}`");
+    }
+
     internal void Validate()
     {
         if (!Enum.IsDefined(Device)) throw new ArgumentOutOfRangeException(nameof(Device), Device, "unknown encoder device");

@@ -13,11 +13,16 @@ namespace MedSearch.Embedding;
 /// Thread-safety: <see cref="Embed(IReadOnlyList{PixelImage}, Span{float})"/> may be called from several threads
 /// at once (ONNX Runtime's Run is thread-safe and every call rents its own buffers); concurrent calls share the
 /// session's intra-op thread pool, so on a CPU they queue for cores rather than run faster. Dispose only once no
-/// call is in flight. On CPU, results are bit-identical across instances and runs for the same image and the
-/// same thread count.
+/// call is in flight. On the CPU, results are bit-identical across instances, processes and batch sizes for the
+/// same image, model and <see cref="OptimizationLevel"/> (the tests check it). On CUDA, convolution algorithms
+/// are fixed rather than benchmarked per run, so that runs repeat, and TF32 is off, so that GPU vectors stay
+/// close to CPU ones; bench/gpu.sh reports whether batch sizes give the same bits there.
 /// </remarks>
 public sealed class ImageEncoder : IDisposable
 {
+    /// <summary>The graph optimisation every session uses; recorded with each index because it can change the last bits.</summary>
+    public const GraphOptimizationLevel OptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL;
+
     private readonly InferenceSession _session;
     private readonly ImagePreprocessor _preprocessor;
     private readonly string[] _inputNames;
@@ -56,6 +61,9 @@ public sealed class ImageEncoder : IDisposable
     public static ImageEncoder OpenDefault(string dataDir, EncoderOptions? options = null) =>
         new(DefaultModel.Prepare(dataDir), options ?? new EncoderOptions());
 
+    /// <summary>The ONNX Runtime native library's version, e.g. "1.31.0".</summary>
+    public static string OnnxRuntimeVersion => OrtEnv.Instance().GetVersionString();
+
     public ModelManifest Manifest { get; }
 
     /// <summary>Length of one embedding.</summary>
@@ -69,6 +77,20 @@ public sealed class ImageEncoder : IDisposable
 
     /// <summary>Why <see cref="EncoderDevice.Auto"/> ended up on the CPU; null when it did not fall back.</summary>
     public string? FallbackReason { get; }
+
+    /// <summary>ONNX Runtime's name of the provider that runs the model: CUDAExecutionProvider or CPUExecutionProvider.</summary>
+    public string ExecutionProvider => Device == EncoderDevice.Cuda ? "CUDAExecutionProvider" : "CPUExecutionProvider";
+
+    /// <summary>Floats one preprocessed image occupies in the model input (channels × height × width).</summary>
+    public int InputLength => _preprocessor.TensorLength;
+
+    /// <summary>
+    /// Writes one image's model input into <paramref name="destination"/> (<see cref="InputLength"/> floats).
+    /// Separate from inference so that an ingest pipeline can preprocess on its decode workers while the
+    /// encoder runs, and hold small model inputs instead of full-size images in its queues.
+    /// </summary>
+    /// <exception cref="ArgumentException">The destination has the wrong length, or the image holds NaN or infinity.</exception>
+    public void Preprocess(PixelImage image, Span<float> destination) => _preprocessor.Write(image, destination);
 
     /// <summary>
     /// Embeds <paramref name="images"/> into consecutive rows of <paramref name="output"/> (row i = image i), each
@@ -86,10 +108,44 @@ public sealed class ImageEncoder : IDisposable
         for (int i = 0; i < images.Count; i++)
             if (images[i] is null) throw new ArgumentException($"images[{i}] is null", nameof(images));
 
-        for (int first = 0; first < images.Count; first += _maxBatch)
+        if (images.Count == 0) return 0;
+        int perImage = InputLength;
+        float[] input = ArrayPool<float>.Shared.Rent(Math.Min(_maxBatch, images.Count) * perImage);
+        try
         {
-            int count = Math.Min(_maxBatch, images.Count - first);
-            RunBatch(images, first, count, output.Slice(first * Dimensions, count * Dimensions));
+            for (int first = 0; first < images.Count; first += _maxBatch)
+            {
+                int count = Math.Min(_maxBatch, images.Count - first);
+                PreprocessBatch(images, first, count, input);
+                Run(input.AsMemory(0, count * perImage), count, first, output.Slice(first * Dimensions, count * Dimensions));
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(input);
+        }
+        return needed;
+    }
+
+    /// <summary>
+    /// Embeds <paramref name="count"/> images that <see cref="Preprocess"/> already wrote, one after another, into
+    /// <paramref name="input"/>; rows of <paramref name="output"/> as in <see cref="Embed(IReadOnlyList{PixelImage}, Span{float})"/>.
+    /// </summary>
+    /// <returns>Floats written: count × <see cref="Dimensions"/>.</returns>
+    public int EmbedPreprocessed(float[] input, int count, Span<float> output)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        int perImage = InputLength;
+        if (input.Length < (long)count * perImage)
+            throw new ArgumentException($"input holds {input.Length} floats, {count} preprocessed images need {(long)count * perImage}", nameof(input));
+        int needed = count * Dimensions;
+        if (output.Length < needed)
+            throw new ArgumentException($"output holds {output.Length} floats, {count} images x {Dimensions} dimensions need {needed}", nameof(output));
+        for (int first = 0; first < count; first += _maxBatch)
+        {
+            int n = Math.Min(_maxBatch, count - first);
+            Run(input.AsMemory(first * perImage, n * perImage), n, first, output.Slice(first * Dimensions, n * Dimensions));
         }
         return needed;
     }
@@ -104,49 +160,44 @@ public sealed class ImageEncoder : IDisposable
 
     public void Dispose() => _session.Dispose();
 
-    private void RunBatch(IReadOnlyList<PixelImage> images, int first, int count, Span<float> output)
+    private void PreprocessBatch(IReadOnlyList<PixelImage> images, int first, int count, float[] input)
     {
-        int perImage = _preprocessor.TensorLength;
-        float[] input = ArrayPool<float>.Shared.Rent(count * perImage);
+        int perImage = InputLength;
+        if (count == 1)
+        {
+            PreprocessOne(images, first, input.AsSpan(0, perImage));
+            return;
+        }
         try
         {
-            if (count == 1)
-            {
-                Preprocess(images, first, input.AsSpan(0, perImage));
-            }
-            else
-            {
-                try
-                {
-                    // Each image writes its own slice, so the result does not depend on scheduling.
-                    Parallel.For(0, count, i => Preprocess(images, first + i, input.AsSpan(i * perImage, perImage)));
-                }
-                catch (AggregateException ex)
-                {
-                    ExceptionDispatchInfo.Throw(ex.InnerExceptions[0]);
-                }
-            }
+            // Each image writes its own slice, so the result does not depend on scheduling.
+            Parallel.For(0, count, i => PreprocessOne(images, first + i, input.AsSpan(i * perImage, perImage)));
+        }
+        catch (AggregateException ex)
+        {
+            ExceptionDispatchInfo.Throw(ex.InnerExceptions[0]);
+        }
+    }
 
-            long[] shape = [count, Manifest.Channels, Manifest.InputHeight, Manifest.InputWidth];
-            using var tensor = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, input.AsMemory(0, count * perImage), shape);
-            using var runOptions = new RunOptions();
-            using var results = _session.Run(runOptions, _inputNames, [tensor], _outputNames);
+    /// <summary>One ONNX Runtime run over <paramref name="count"/> preprocessed images; <paramref name="first"/> numbers them in errors.</summary>
+    private void Run(Memory<float> input, int count, int first, Span<float> output)
+    {
+        long[] shape = [count, Manifest.Channels, Manifest.InputHeight, Manifest.InputWidth];
+        using (var tensor = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, input, shape))
+        using (var runOptions = new RunOptions())
+        using (var results = _session.Run(runOptions, _inputNames, [tensor], _outputNames))
+        {
             var vectors = results[0].GetTensorDataAsSpan<float>();
             if (vectors.Length != output.Length)
                 throw new InvalidOperationException(
                     $"model {Manifest.ModelId} returned {vectors.Length} floats for {count} images, expected {count} x {Dimensions}");
             vectors.CopyTo(output);
         }
-        finally
-        {
-            ArrayPool<float>.Shared.Return(input);
-        }
-
         for (int i = 0; i < count; i++)
             FinishRow(output.Slice(i * Dimensions, Dimensions), first + i);
     }
 
-    private void Preprocess(IReadOnlyList<PixelImage> images, int index, Span<float> destination)
+    private void PreprocessOne(IReadOnlyList<PixelImage> images, int index, Span<float> destination)
     {
         try
         {
@@ -212,12 +263,26 @@ public sealed class ImageEncoder : IDisposable
     {
         using var sessionOptions = new SessionOptions
         {
-            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+            GraphOptimizationLevel = OptimizationLevel,
             IntraOpNumThreads = options.IntraOpThreads,
             ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
             LogId = "MedSearch.Embedding",
         };
-        if (cuda) sessionOptions.AppendExecutionProvider_CUDA(options.DeviceId);
+        if (cuda)
+        {
+            using var cudaOptions = new OrtCUDAProviderOptions();
+            cudaOptions.UpdateOptions(new Dictionary<string, string>
+            {
+                ["device_id"] = options.DeviceId.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                // EXHAUSTIVE (the default) times every cuDNN algorithm at session start and keeps the fastest,
+                // which can differ between runs and between batch shapes, and so the vectors' last bits would.
+                ["cudnn_conv_algo_search"] = "DEFAULT",
+                // TF32 rounds matmul and convolution inputs to 10-bit mantissas: vectors drift from CPU ones
+                // enough to matter when a CPU-built index is queried on a GPU or the other way round.
+                ["use_tf32"] = "0",
+            });
+            sessionOptions.AppendExecutionProvider_CUDA(cudaOptions);
+        }
         try
         {
             return new InferenceSession(onnxPath, sessionOptions);

@@ -10,14 +10,16 @@ namespace MedSearch.Embedding;
 /// could cut away the finding a query is about, and padding would add borders the model never saw in training.
 /// </summary>
 /// <remarks>
-/// Resampling is separable with a triangle (tent) kernel and pixel-centre alignment (align_corners=false).
-/// When enlarging, that is exactly bilinear interpolation with edge clamping, as in PIL, torchvision and
-/// PyTorch's interpolate. When shrinking, the kernel widens with the scale factor (PIL's BILINEAR,
-/// torchvision's antialias=True), so every source pixel contributes and a 2000-pixel radiograph does not alias
-/// into noise; this replaces a separate box prefilter for factors above 2. Weights are non-negative, so output
-/// stays within the input's range. Arithmetic is plain float in a fixed order (no FMA contraction, vector ops
-/// only element-wise), so the result is identical for every call and instance. Instances are immutable and
-/// thread-safe; scratch memory comes from <see cref="ArrayPool{T}"/>.
+/// Resampling is separable with pixel-centre alignment (align_corners=false) and one of two kernels, as PIL
+/// resizes: <see cref="ResizeMethod.Bilinear"/> is a triangle (tent) kernel, which when enlarging is exactly
+/// bilinear interpolation with edge clamping (PIL, torchvision, PyTorch's interpolate);
+/// <see cref="ResizeMethod.Bicubic"/> is the Keys cubic with a = -0.5 (PIL's BICUBIC, what torchvision's Resize
+/// does to a PIL image). When shrinking, either kernel widens with the scale factor (PIL, torchvision's
+/// antialias=True), so every source pixel contributes and a 2000-pixel radiograph does not alias into noise.
+/// Tent weights are non-negative, so output stays within the input's range; the cubic's negative lobes can
+/// overshoot, so its result is clamped to 0..255 as PIL's 8-bit result is. Arithmetic is plain float in a fixed
+/// order (no FMA contraction, vector ops only element-wise), so the result is identical for every call and
+/// instance. Instances are immutable and thread-safe; scratch memory comes from <see cref="ArrayPool{T}"/>.
 /// </remarks>
 public sealed class ImagePreprocessor
 {
@@ -26,6 +28,7 @@ public sealed class ImagePreprocessor
     // Per channel: out = resampled * gain + offset, i.e. (pixel * scale - mean) / std folded into one multiply-add.
     private readonly float[] _gain = new float[ModelChannels];
     private readonly float[] _offset = new float[ModelChannels];
+    private readonly ResizeMethod _method;
 
     public ImagePreprocessor(ModelManifest manifest)
     {
@@ -34,6 +37,7 @@ public sealed class ImagePreprocessor
             throw new ArgumentException($"the preprocessor writes 3-channel input, the manifest declares {manifest.Channels}", nameof(manifest));
         Width = manifest.InputWidth;
         Height = manifest.InputHeight;
+        _method = manifest.ResizeMethod;
         float scale = manifest.Scale == PixelScale.Unit ? 1f / 255f : 1f;
         for (int c = 0; c < ModelChannels; c++)
         {
@@ -62,23 +66,25 @@ public sealed class ImagePreprocessor
         long scratch = (long)Height * rowLength;
         if (scratch > Array.MaxLength)
             throw new ArgumentException($"a {image.Width}-pixel-wide image is too wide to resample to height {Height}", nameof(image));
-        using var vertical = Taps.Create(image.Height, Height);
-        using var horizontal = Taps.Create(image.Width, Width);
+        using var vertical = Taps.Create(image.Height, Height, _method);
+        using var horizontal = Taps.Create(image.Width, Width, _method);
         float[] rows = ArrayPool<float>.Shared.Rent((int)scratch);
         try
         {
             ResampleRows(image.Pixels, rowLength, vertical, rows);
-            if (channels == 1) ResampleColumnsGrey(rows, rowLength, horizontal, destination);
-            else ResampleColumnsRgb(rows, rowLength, horizontal, destination);
+            // Every source row reaches the intermediate rows (the kernel covers the image), so checking them
+            // catches NaN or infinity anywhere in the image, before the cubic's clamp could turn an infinity
+            // into 255; downstream they would give NaN or silently zero vectors.
+            if (!AllFinite(rows.AsSpan(0, (int)scratch)))
+                throw new ArgumentException($"the {image.Width}x{image.Height} image holds NaN or infinite pixel values", nameof(image));
+            bool clamp = _method == ResizeMethod.Bicubic;
+            if (channels == 1) ResampleColumnsGrey(rows, rowLength, horizontal, clamp, destination);
+            else ResampleColumnsRgb(rows, rowLength, horizontal, clamp, destination);
         }
         finally
         {
             ArrayPool<float>.Shared.Return(rows);
         }
-        // Every source pixel reaches some output (the kernel covers the image), so checking the small output
-        // catches NaN or infinity anywhere in the image; downstream they would give NaN or silently zero vectors.
-        if (!AllFinite(destination))
-            throw new ArgumentException($"the {image.Width}x{image.Height} image holds NaN or infinite pixel values", nameof(image));
     }
 
     private static bool AllFinite(ReadOnlySpan<float> values)
@@ -109,7 +115,7 @@ public sealed class ImagePreprocessor
         }
     }
 
-    private void ResampleColumnsGrey(float[] rows, int rowLength, in Taps taps, Span<float> destination)
+    private void ResampleColumnsGrey(float[] rows, int rowLength, in Taps taps, bool clamp, Span<float> destination)
     {
         int plane = Width * Height;
         var r = destination[..plane];
@@ -124,6 +130,7 @@ public sealed class ImagePreprocessor
                 var pixels = row.Slice(taps.Start[x], weights.Length);
                 float sum = 0;
                 for (int k = 0; k < weights.Length; k++) sum += weights[k] * pixels[k];
+                if (clamp) sum = Math.Clamp(sum, 0f, 255f);
                 int o = y * Width + x;
                 // Replicate: the grey value goes to every channel, each with its own normalisation.
                 r[o] = sum * _gain[0] + _offset[0];
@@ -133,7 +140,7 @@ public sealed class ImagePreprocessor
         }
     }
 
-    private void ResampleColumnsRgb(float[] rows, int rowLength, in Taps taps, Span<float> destination)
+    private void ResampleColumnsRgb(float[] rows, int rowLength, in Taps taps, bool clamp, Span<float> destination)
     {
         int plane = Width * Height;
         var r = destination[..plane];
@@ -153,6 +160,12 @@ public sealed class ImagePreprocessor
                     sr += w * pixels[p];
                     sg += w * pixels[p + 1];
                     sb += w * pixels[p + 2];
+                }
+                if (clamp)
+                {
+                    sr = Math.Clamp(sr, 0f, 255f);
+                    sg = Math.Clamp(sg, 0f, 255f);
+                    sb = Math.Clamp(sb, 0f, 255f);
                 }
                 int o = y * Width + x;
                 r[o] = sr * _gain[0] + _offset[0];
@@ -204,11 +217,14 @@ public sealed class ImagePreprocessor
 
         public ReadOnlySpan<float> WeightsOf(int index) => _weights.AsSpan(_offset[index], _offset[index + 1] - _offset[index]);
 
-        public static Taps Create(int sourceSize, int targetSize)
+        public static Taps Create(int sourceSize, int targetSize, ResizeMethod method)
         {
             double scale = (double)sourceSize / targetSize;
-            // Kernel radius in source pixels: 1 when enlarging (bilinear), the scale factor when shrinking.
-            double support = Math.Max(scale, 1.0);
+            // The kernel is stretched by the scale factor when shrinking, so that it averages instead of sampling.
+            double stretch = Math.Max(scale, 1.0);
+            Func<double, double> kernel = method == ResizeMethod.Bicubic ? Cubic : Tent;
+            // Kernel radius in source pixels: 1 (tent) or 2 (cubic) when enlarging, times the stretch when shrinking.
+            double support = (method == ResizeMethod.Bicubic ? 2.0 : 1.0) * stretch;
             // Each output reads at most 2 * support + 1 source pixels.
             int capacity = (int)Math.Min(int.MaxValue, Math.Ceiling(targetSize * (2 * support + 2)));
             var start = ArrayPool<int>.Shared.Rent(targetSize);
@@ -222,19 +238,29 @@ public sealed class ImagePreprocessor
                 int first = Math.Max((int)Math.Floor(centre - support + 0.5), 0);
                 int end = Math.Min((int)Math.Floor(centre + support + 0.5), sourceSize);
                 double total = 0;
-                for (int j = first; j < end; j++) total += Tent(j, centre, support);
+                for (int j = first; j < end; j++) total += kernel((j + 0.5 - centre) / stretch);
                 // Taps beyond the image edge are dropped and the rest renormalised: edge pixels are clamped.
-                // total > 0: the source pixel under the centre is always a tap, at distance <= 0.5 < support.
+                // total > 0: the source pixel under the centre is always a tap, at distance <= 0.5, where
+                // both kernels are above 0.5, and the cubic's negative lobes are smaller.
                 start[i] = first;
                 offset[i] = used;
-                for (int j = first; j < end; j++) weights[used++] = (float)(Tent(j, centre, support) / total);
+                for (int j = first; j < end; j++) weights[used++] = (float)(kernel((j + 0.5 - centre) / stretch) / total);
             }
             offset[targetSize] = used;
             return new Taps(start, offset, weights);
         }
 
-        private static double Tent(int pixel, double centre, double support) =>
-            Math.Max(0.0, 1.0 - Math.Abs(pixel + 0.5 - centre) / support);
+        private static double Tent(double x) => Math.Max(0.0, 1.0 - Math.Abs(x));
+
+        /// <summary>Keys' cubic convolution kernel with a = -0.5, as PIL's BICUBIC filter.</summary>
+        private static double Cubic(double x)
+        {
+            const double a = -0.5;
+            x = Math.Abs(x);
+            if (x < 1) return ((a + 2) * x - (a + 3)) * x * x + 1;
+            if (x < 2) return (((x - 5) * x + 8) * x - 4) * a;
+            return 0;
+        }
 
         public void Dispose()
         {

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 
 namespace MedSearch.Embedding;
@@ -18,6 +19,9 @@ public enum ResizeMethod
     /// antialiased like PIL's BILINEAR when shrinking. See <see cref="ImagePreprocessor"/>.
     /// </summary>
     Bilinear,
+
+    /// <summary>Keys cubic (a = -0.5), antialiased when shrinking, clamped to 0..255: PIL's BICUBIC.</summary>
+    Bicubic,
 }
 
 /// <summary>The range pixels are mapped to before mean and std apply.</summary>
@@ -35,6 +39,12 @@ public enum PixelScale
 public sealed class ModelManifest
 {
     public const string FileName = "manifest.json";
+
+    /// <summary>
+    /// What a shipped manifest holds in 'sha256' until its owner has exported the model: the hash of a file
+    /// MedSearch cannot know in advance, so loading says what to do instead of reporting a mismatch.
+    /// </summary>
+    public static readonly string UnsetSha256 = new('0', 64);
 
     private static readonly JsonSerializerOptions JsonOptions = new(JsonSerializerDefaults.Web)
     {
@@ -81,6 +91,33 @@ public sealed class ModelManifest
     [JsonIgnore]
     public string OnnxPath { get; private set; } = "";
 
+    /// <summary>Full path of the manifest file; set by <see cref="Load"/>, empty for a manifest built in memory.</summary>
+    [JsonIgnore]
+    public string ManifestPath { get; private set; } = "";
+
+    /// <summary>
+    /// The manifest a <c>--model</c> argument means: a model folder (its <c>manifest.json</c>) or a manifest file.
+    /// </summary>
+    /// <exception cref="EmbeddingModelException">The path is neither.</exception>
+    public static string Resolve(string folderOrManifest)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(folderOrManifest);
+        var fullPath = Path.GetFullPath(folderOrManifest);
+        if (Directory.Exists(fullPath))
+        {
+            var inside = Path.Combine(fullPath, FileName);
+            return File.Exists(inside)
+                ? inside
+                : throw new EmbeddingModelException(fullPath, $"this model folder has no {FileName} (a model is a folder with the .onnx file and its {FileName}; see docs/models.md)");
+        }
+        return File.Exists(fullPath)
+            ? fullPath
+            : throw new EmbeddingModelException(fullPath, $"no such model: neither a model folder nor a {FileName} file");
+    }
+
+    /// <summary>The manifest as it is saved (camelCase, enum names as strings), for records that cite the model used.</summary>
+    public JsonObject ToJson() => JsonSerializer.SerializeToNode(this, JsonOptions)!.AsObject();
+
     /// <summary>
     /// Reads and checks a manifest and the model file it names, including the file's SHA-256 (a corrupt or
     /// swapped model would otherwise give plausible but wrong vectors).
@@ -113,8 +150,10 @@ public sealed class ModelManifest
         if (actual != manifest.Sha256)
             throw new EmbeddingModelException(onnxPath,
                 $"sha256 mismatch: the file hashes to {actual} but {FileName} expects {manifest.Sha256}; " +
-                "the model file is corrupt or was replaced (delete the model folder to have it rebuilt)");
+                "the model file is corrupt or was replaced (a built-in model's folder can be deleted to have it rebuilt; " +
+                $"for a model you exported, put the hash of the file you trust in {FileName})");
         manifest.OnnxPath = onnxPath;
+        manifest.ManifestPath = fullPath;
         return manifest;
     }
 
@@ -155,6 +194,8 @@ public sealed class ModelManifest
         if (EmbeddingDimension <= 0) problems.Add($"'embeddingDimension' must be positive, got {EmbeddingDimension}");
         if (Sha256.Length != 64 || !Sha256.All(char.IsAsciiHexDigitLower))
             problems.Add($"'sha256' must be 64 lower-case hex digits, got '{Sha256}'");
+        else if (Sha256 == UnsetSha256)
+            problems.Add($"'sha256' is still the placeholder of zeros: export the model (docs/models.md), then put the output of `sha256sum {OnnxFile}` here");
         if (problems.Count > 0)
             throw new EmbeddingModelException(path, "invalid model manifest: " + string.Join("; ", problems));
     }

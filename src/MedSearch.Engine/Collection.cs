@@ -19,7 +19,9 @@ public sealed class Collection : IDisposable
     private readonly CaseStore _store;
     private readonly IndexSnapshot _snapshot;
     private readonly CollectionOptions _options;
-    private IVectorIndex _index;
+    private readonly Lock _checkpointLock = new();
+    private readonly IVectorIndex _index;
+    private int _deletedSinceCheckpoint;
 
     private Collection(DataDirectory directory, CollectionOptions options, ImageEncoder encoder, CaseStore store, IndexSnapshot snapshot, IVectorIndex index)
     {
@@ -39,6 +41,9 @@ public sealed class Collection : IDisposable
     public string DataPath => _directory.Path;
     public int MaxNeighbours => _options.MaxNeighbours;
 
+    /// <summary>Written after every checkpoint: if it exists but the store has no checkpoint, checkpoints were lost.</summary>
+    private string CheckpointMarker => Path.Combine(_directory.Path, "CHECKPOINTED");
+
     /// <summary>
     /// Opens (or creates) the collection: locks the directory, prepares the encoder, recovers the store from its
     /// last checkpoint, then loads the index snapshot that matches that checkpoint or rebuilds it from the store.
@@ -51,22 +56,16 @@ public sealed class Collection : IDisposable
         CaseStore? store = null;
         try
         {
-            encoder = ImageEncoder.OpenDefault(directory.Path, options.Encoder);
+            encoder = options.OpenEncoder(directory.Path);
             if (encoder.FallbackReason is { } why) log($"encoder: {why}");
-            var settings = CollectionSettings.Load(directory.SettingsFile);
-            if (settings is null)
-            {
-                new CollectionSettings(CollectionSettings.CurrentFormat, encoder.Manifest.ModelId, encoder.Dimensions, DateTimeOffset.UtcNow)
-                    .Save(directory.SettingsFile);
-            }
-            else if (settings.ModelId != encoder.Manifest.ModelId || settings.Dimensions != encoder.Dimensions)
-            {
-                throw new ModelMismatchException(
-                    $"data directory {directory.Path} was built with model {settings.ModelId} ({settings.Dimensions}-d) " +
-                    $"but this run uses {encoder.Manifest.ModelId} ({encoder.Dimensions}-d); embeddings of different models cannot be compared");
-            }
+            CollectionSettings.Reconcile(directory.SettingsFile, encoder, options, log);
 
             store = CaseStore.Open(directory.StorePath, options.Store);
+            var marker = Path.Combine(directory.Path, "CHECKPOINTED");
+            if (store.LastCheckpoint is null && File.Exists(marker))
+                throw new CollectionException(
+                    $"data directory {directory.Path} had store checkpoints (last {File.ReadAllText(marker).Trim()}) but {directory.StorePath} has none now: " +
+                    "the store's checkpoints are missing or were deleted. Restore the data directory from a backup; refusing to open it as an empty collection");
             var snapshot = new IndexSnapshot(directory.IndexPath, encoder.Dimensions, options.Hnsw);
             var index = snapshot.LoadOrRebuild(store, encoder.Manifest.ModelId, log);
             return new Collection(directory, options, encoder, store, snapshot, index);
@@ -113,6 +112,12 @@ public sealed class Collection : IDisposable
 
     public float[] Embed(PixelImage image) => Encoder.Embed(image);
 
+    /// <summary>Every stored case (a full scan of the store: for exports, audits and consistency checks).</summary>
+    public IEnumerable<CaseRecord> Cases() => _store.Scan();
+
+    /// <summary>Cases the search index holds; equals <see cref="Count"/> unless a write is in flight.</summary>
+    public long IndexedCount => _index.Count;
+
     /// <summary>How files are read for this collection: the same for indexing and querying, with its patient-hash key.</summary>
     public ImageReadOptions ReadOptions { get; }
 
@@ -154,13 +159,71 @@ public sealed class Collection : IDisposable
     }
 
     /// <summary>
-    /// Makes everything stored so far durable (a FASTER checkpoint) and saves an index snapshot tagged with that
-    /// checkpoint, so the next open loads it instead of rebuilding.
+    /// Makes everything stored so far durable (a FASTER checkpoint). With <paramref name="saveIndex"/> it also saves
+    /// an index snapshot tagged with that checkpoint, so the next open loads it instead of rebuilding; bulk jobs
+    /// skip that on their interval checkpoints because a snapshot costs as much as the index is large.
+    /// After deletes, the snapshot is written from a fresh build so removed vectors leave the index file too.
     /// </summary>
-    public void Checkpoint()
+    /// <remarks>A case is acknowledged as stored only once a checkpoint taken after its write has returned.</remarks>
+    public void Checkpoint(bool saveIndex = true)
     {
-        var token = _store.Checkpoint();
-        _snapshot.Save(_index, token, ModelId);
+        lock (_checkpointLock)
+        {
+            bool erase = Interlocked.Exchange(ref _deletedSinceCheckpoint, 0) == 1;
+            // Compaction checkpoints too, once the deleted records' bytes have left the log files.
+            var token = erase ? _store.Compact() : _store.Checkpoint();
+            File.WriteAllText(CheckpointMarker, token.Token.ToString());
+            if (!saveIndex && !erase) return;
+            if (erase)
+            {
+                using var fresh = _snapshot.Build(_store, _ => { });
+                _snapshot.Save(fresh, token, ModelId);
+            }
+            else
+            {
+                _snapshot.Save(_index, token, ModelId);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Deletes every case in <paramref name="scope"/> matching <paramref name="value"/>: out of search at once,
+    /// then a checkpoint with log compaction and a fresh index file, so that when this returns the cases are gone
+    /// from the files too (a patient's withdrawal of consent must not linger on disk).
+    /// </summary>
+    /// <param name="value">A case id or key or SOP Instance UID; a Series or Study Instance UID; a Patient ID (hashed
+    /// with the collection's key, never stored); or a patient hash as stored in metadata.</param>
+    public IReadOnlyList<string> Delete(DeleteScope scope, string value)
+    {
+        if (string.IsNullOrWhiteSpace(value)) throw new ArgumentException($"{scope}: no value given to delete by", nameof(value));
+        List<CaseRecord> victims;
+        if (scope == DeleteScope.Case)
+        {
+            victims = TryFindCase(value, out var one) || TryFindCase(CaseId.SopKey(value), out one) ? [one] : [];
+        }
+        else
+        {
+            var (field, wanted) = scope switch
+            {
+                DeleteScope.Series => ("series_instance_uid", value),
+                DeleteScope.Study => ("study_instance_uid", value),
+                DeleteScope.Patient => ("patient_hash", ReadOptions.PatientHasher!.Hash(value)!),
+                _ => ("patient_hash", value),
+            };
+            // A scan: deletes are rare; a secondary index by UID comes with study-level search.
+            victims = _store.Scan().Where(r => r.Metadata.TryGetValue(field, out var v) && v == wanted).ToList();
+        }
+        foreach (var victim in victims)
+        {
+            _index.Remove(victim.Id);
+            _store.Delete(victim.Id);
+        }
+        if (victims.Count > 0)
+        {
+            Interlocked.Exchange(ref _deletedSinceCheckpoint, 1);
+            Checkpoint();
+        }
+        return victims.Select(v => v.Key).ToList();
     }
 
     private void ValidateK(int k)

@@ -9,10 +9,64 @@ public sealed class CollectionOptions
 {
     public const int MaxNeighboursLimit = 1000;
 
+    /// <summary>Configuration for <c>--model</c>: a model folder or manifest, used when the option is not given.</summary>
+    public const string ModelEnvironmentVariable = "MEDSEARCH_MODEL";
+
+    /// <summary>Configuration for <c>--device</c> (auto, cpu, cuda, cuda:N), used when the option is not given.</summary>
+    public const string DeviceEnvironmentVariable = "MEDSEARCH_DEVICE";
+
     public EncoderOptions Encoder { get; init; } = new();
+
+    /// <summary>
+    /// The encoder: a model folder or its manifest.json (docs/models.md); null for the built-in ResNet18, which is
+    /// prepared inside the data directory.
+    /// </summary>
+    public string? ModelPath { get; init; }
+
     public HnswOptions Hnsw { get; init; } = new();
     public CaseStoreOptions Store { get; init; } = new();
 
     /// <summary>Largest k a caller may ask for; bounds the work and memory of one query.</summary>
     public int MaxNeighbours { get; init; } = MaxNeighboursLimit;
+
+    /// <summary>
+    /// The encoder settings of a command: <paramref name="model"/> and <paramref name="device"/> (the options'
+    /// values, null when not given) win, then $MEDSEARCH_MODEL and $MEDSEARCH_DEVICE, then the built-in model on
+    /// <see cref="EncoderDevice.Auto"/>.
+    /// </summary>
+    /// <exception cref="FormatException">The device is not auto, cpu, cuda or cuda:N; the message quotes it.</exception>
+    public static CollectionOptions FromSettings(string? model, string? device, EncoderOptions? encoder = null)
+    {
+        static string? Setting(string? option, string variable) =>
+            !string.IsNullOrWhiteSpace(option) ? option
+            : Environment.GetEnvironmentVariable(variable) is { Length: > 0 } value ? value
+            : null;
+
+        encoder ??= new EncoderOptions();
+        if (Setting(device, DeviceEnvironmentVariable) is { } chosen) encoder = encoder.WithDevice(chosen);
+        return new CollectionOptions { Encoder = encoder, ModelPath = Setting(model, ModelEnvironmentVariable) };
+    }
+
+    /// <summary>How <see cref="ModelPath"/> reads in messages: the path, or what the default is.</summary>
+    public string ModelDescription => ModelPath ?? "the built-in ResNet18";
+
+    /// <summary>Opens the encoder these options name; problems with the model or device become <see cref="CollectionException"/>s.</summary>
+    internal ImageEncoder OpenEncoder(string dataPath)
+    {
+        try
+        {
+            return ModelPath is null
+                ? ImageEncoder.OpenDefault(dataPath, Encoder)
+                : ImageEncoder.Open(ModelManifest.Resolve(ModelPath), Encoder);
+        }
+        catch (EmbeddingModelException e)
+        {
+            throw new CollectionException($"model: {e.Message}", e);
+        }
+        catch (InvalidOperationException e) when (Encoder.Device == EncoderDevice.Cuda)
+        {
+            // Only an explicit CUDA request fails like this; auto falls back to the CPU and says why.
+            throw new CollectionException($"device cuda:{Encoder.DeviceId}: {e.Message}", e);
+        }
+    }
 }

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Security.Cryptography;
-using System.Threading.Channels;
 using MedSearch.Imaging;
 using MedSearch.Storage.Records;
 
@@ -12,9 +11,20 @@ public sealed record IndexJobOptions
     public required string Root { get; init; }
     public string? LabelsPath { get; init; }
     public int BatchSize { get; init; } = 16;
+    /// <summary>How long a batch may wait to fill once it has an image (see <see cref="PipelineOptions.BatchWait"/>).</summary>
+    public TimeSpan BatchWait { get; init; } = new PipelineOptions().BatchWait;
     public int DecodeWorkers { get; init; } = Math.Max(1, Environment.ProcessorCount);
     /// <summary>Which frames of a multi-frame DICOM instance become cases.</summary>
     public FrameSelection Frames { get; init; } = FrameSelection.Middle;
+
+    /// <summary>How often a long run makes its progress durable; what a crash can cost at most.</summary>
+    public TimeSpan CheckpointInterval { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// A file to which the key of every stored case is appended once a checkpoint covers it: the job's
+    /// acknowledgement, which a crash cannot take back.
+    /// </summary>
+    public string? ReceiptPath { get; init; }
 }
 
 public enum ItemOutcome { Indexed, Updated, Unchanged, Skipped, Failed }
@@ -36,6 +46,8 @@ public sealed class IndexSummary
     public int WithoutLabels { get; internal set; }
     public TimeSpan Elapsed { get; internal set; }
     public bool Cancelled { get; internal set; }
+    /// <summary>The ingest pipeline's figures: batches, images, and how busy the encoder was.</summary>
+    public PipelineStats Pipeline { get; internal set; } = new(TimeSpan.Zero, TimeSpan.Zero, 0, 0);
 }
 
 /// <summary>
@@ -46,7 +58,7 @@ public sealed class IndexSummary
 public static class IndexJob
 {
     /// <summary>One image ready to embed: a PNG/JPEG file or one selected frame of a DICOM instance.</summary>
-    private sealed record PendingCase(string Path, string Key, byte[] Sha256, PixelImage Image, CaseAnnotation? Annotation,
+    private sealed record PendingCase(string Path, string Key, byte[] Sha256, int Width, int Height, CaseAnnotation? Annotation,
         IReadOnlyDictionary<string, string> Facts);
 
     public static async Task<IndexSummary> RunAsync(Collection collection, IndexJobOptions options,
@@ -68,59 +80,59 @@ public static class IndexJob
 
         var results = new List<ItemResult>();
         var keysSeen = new HashSet<string>(StringComparer.Ordinal);
+        var awaitingCheckpoint = new List<string>();
         var resultsLock = new Lock();
         void Record(ItemResult result, string? key, bool fileDone)
         {
             lock (resultsLock)
             {
                 results.Add(result);
-                if (key is not null) keysSeen.Add(key);
+                if (key is not null && keysSeen.Add(key)) awaitingCheckpoint.Add(key);
                 if (fileDone) done++;
             }
         }
 
-        // Bounded so that memory stays flat on folders of any size: decoders wait for the encoder, never the reverse.
-        var decoded = Channel.CreateBounded<(PendingCase Case, bool LastOfFile)>(new BoundedChannelOptions(options.BatchSize * 4) { SingleReader = true });
-        var producers = Task.Run(async () =>
+        using var receipt = options.ReceiptPath is null ? null : new FileStream(options.ReceiptPath, FileMode.Append, FileAccess.Write, FileShare.Read);
+        var sinceCheckpoint = Stopwatch.StartNew();
+        void Checkpoint(bool final)
         {
-            try
+            // Taken before the checkpoint starts, so every key in it was written before the checkpoint: covered.
+            string[] covered;
+            lock (resultsLock)
             {
-                await Parallel.ForEachAsync(files, new ParallelOptions { MaxDegreeOfParallelism = options.DecodeWorkers, CancellationToken = cancellation },
-                    async (path, ct) =>
-                    {
-                        var cases = Prepare(collection, root, path, options.Frames, labels, Record);
-                        for (int i = 0; i < cases.Count; i++) await decoded.Writer.WriteAsync((cases[i], i == cases.Count - 1), ct);
-                    });
+                covered = awaitingCheckpoint.ToArray();
+                awaitingCheckpoint.Clear();
             }
-            finally
-            {
-                decoded.Writer.Complete();
-            }
-        }, CancellationToken.None);
+            collection.Checkpoint(saveIndex: final);
+            sinceCheckpoint.Restart();
+            if (receipt is null || covered.Length == 0) return;
+            receipt.Write(System.Text.Encoding.UTF8.GetBytes(string.Concat(covered.Select(k => k + "\n"))));
+            receipt.Flush(flushToDisk: true);
+        }
 
-        var batch = new List<(PendingCase Case, bool LastOfFile)>(options.BatchSize);
+        var pipeline = new EmbeddingPipeline<(PendingCase Case, bool LastOfFile)>(collection.Encoder,
+            new PipelineOptions { BatchSize = options.BatchSize, BatchWait = options.BatchWait, DecodeWorkers = options.DecodeWorkers });
         var lastReport = Stopwatch.StartNew();
         try
         {
-            while (await decoded.Reader.WaitToReadAsync(cancellation))
-            {
-                batch.Clear();
-                while (batch.Count < options.BatchSize && decoded.Reader.TryRead(out var item)) batch.Add(item);
-                Commit(collection, batch, Record);
-                if (lastReport.ElapsedMilliseconds >= 200) { Report(); lastReport.Restart(); }
-            }
-            await producers;
+            await pipeline.RunAsync(files, path => Prepare(collection, pipeline, root, path, options.Frames, labels, Record),
+                (batch, vectors) =>
+                {
+                    Commit(collection, batch, vectors, Record);
+                    if (lastReport.ElapsedMilliseconds >= 200) { Report(); lastReport.Restart(); }
+                    if (sinceCheckpoint.Elapsed >= options.CheckpointInterval) Checkpoint(final: false);
+                }, cancellation);
         }
         catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
         {
             summary.Cancelled = true;
-            try { await producers; } catch (OperationCanceledException) { }
         }
         finally
         {
             // Whatever was committed becomes durable, so a re-run resumes instead of starting over.
-            collection.Checkpoint();
+            Checkpoint(final: true);
         }
+        summary.Pipeline = pipeline.Stats;
         Report();
 
         foreach (var result in results.OrderBy(r => r.Path, StringComparer.Ordinal))
@@ -143,9 +155,9 @@ public static class IndexJob
         return summary;
     }
 
-    /// <summary>Reads, recognises and decodes one file; reports it at once when there is nothing to embed.</summary>
-    private static List<PendingCase> Prepare(Collection collection, string root, string path, FrameSelection frames,
-        LabelsFile? labels, Action<ItemResult, string?, bool> report)
+    /// <summary>Reads, recognises, decodes and preprocesses one file; reports it at once when there is nothing to embed.</summary>
+    private static List<EmbeddingPipeline<(PendingCase, bool)>.Prepared> Prepare(Collection collection, EmbeddingPipeline<(PendingCase, bool)> pipeline,
+        string root, string path, FrameSelection frames, LabelsFile? labels, Action<ItemResult, string?, bool> report)
     {
         try
         {
@@ -166,14 +178,26 @@ public static class IndexJob
 
             var input = ImageReader.Read(bytes, path, collection.ReadOptions with { Frames = frames });
             var facts = CaseFacts.From(input);
-            var cases = new List<PendingCase>(input.Frames.Count);
-            foreach (var frame in input.Frames)
+            var cases = new List<EmbeddingPipeline<(PendingCase, bool)>.Prepared>(input.Frames.Count);
+            for (int f = 0; f < input.Frames.Count; f++)
             {
+                var frame = input.Frames[f];
                 // One case per instance by default; with every frame selected, each frame is a case of its own.
                 var key = frames == FrameSelection.All && input.Frames.Count > 1 ? $"{baseKey}#frame={frame.FrameIndex}" : baseKey;
                 var name = key == baseKey ? path : $"{path} [frame {frame.FrameIndex}]";
                 var annotation = labels?.Find(key) ?? labels?.Find(baseKey);
-                cases.Add(new PendingCase(name, key, sha, frame.Image, annotation, facts));
+                float[] modelInput;
+                try
+                {
+                    modelInput = pipeline.Preprocess(frame.Image);
+                }
+                catch (ArgumentException e)
+                {
+                    report(new ItemResult(name, ItemOutcome.Failed, $"cannot be embedded: {e.Message}"), null, true);
+                    return [];
+                }
+                var pending = new PendingCase(name, key, sha, frame.Image.Width, frame.Image.Height, annotation, facts);
+                cases.Add(new((pending, f == input.Frames.Count - 1), modelInput));
             }
             return cases;
         }
@@ -222,12 +246,9 @@ public static class IndexJob
         return true;
     }
 
-    private static void Commit(Collection collection, List<(PendingCase Case, bool LastOfFile)> batch, Action<ItemResult, string?, bool> report)
+    private static void Commit(Collection collection, IReadOnlyList<(PendingCase Case, bool LastOfFile)> batch, float[] vectors,
+        Action<ItemResult, string?, bool> report)
     {
-        if (batch.Count == 0) return;
-        var images = batch.Select(b => b.Case.Image).ToArray();
-        var vectors = new float[images.Length * collection.Dimensions];
-        collection.Encoder.Embed(images, vectors);
         long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         for (int i = 0; i < batch.Count; i++)
         {
@@ -242,8 +263,8 @@ public static class IndexJob
                 ModelId = collection.ModelId,
                 ContentSha256 = Google.Protobuf.ByteString.CopyFrom(item.Sha256),
                 IndexedUnixMs = now,
-                Width = item.Image.Width,
-                Height = item.Image.Height,
+                Width = item.Width,
+                Height = item.Height,
             };
             record.Embedding.Add(vectors.AsSpan(i * collection.Dimensions, collection.Dimensions).ToArray());
             if (item.Annotation is not null) ApplyAnnotation(record, item.Annotation, item.Facts);
@@ -260,7 +281,10 @@ public static class IndexJob
             try
             {
                 collection.Put(record);
-                report(new ItemResult(item.Path, existed ? ItemOutcome.Updated : ItemOutcome.Indexed, existed ? "file content changed" : null), item.Key, last);
+                var reason = !existed ? null
+                    : previous!.Source == item.Path ? "file content changed"
+                    : $"same key {item.Key} as {previous.Source}, which it replaces";
+                report(new ItemResult(item.Path, existed ? ItemOutcome.Updated : ItemOutcome.Indexed, reason), item.Key, last);
             }
             catch (CollectionException e)
             {

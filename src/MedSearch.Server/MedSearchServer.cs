@@ -28,7 +28,9 @@ public static class MedSearchServer
                 kestrel.Limits.MaxRequestBodySize = options.MaxRequestBytes;
                 kestrel.ConfigureEndpointDefaults(endpoint => endpoint.Protocols = HttpProtocols.Http2);
             });
-            builder.Services.AddSingleton(collection);
+            // Registered through a factory so that the container owns it: disposing the host (stopped or not) closes
+            // the store and releases the data directory's lock.
+            builder.Services.AddSingleton(_ => collection);
             builder.Services.AddGrpc(grpc =>
             {
                 grpc.MaxReceiveMessageSize = options.MaxRequestBytes;
@@ -40,10 +42,9 @@ public static class MedSearchServer
 
             var app = builder.Build();
             app.MapGrpcService<SearchGrpcService>();
+            app.MapGrpcService<CaseGrpcService>();
             app.MapGrpcHealthChecksService();
             app.MapGrpcReflectionService();
-            // The container disposes singletons it created, not instances handed to it.
-            app.Lifetime.ApplicationStopped.Register(collection.Dispose);
             return app;
         }
         catch

@@ -4,7 +4,7 @@ internal static class ManifestFactory
 {
     /// <summary>A valid manifest for a model of the given input size, with a placeholder hash.</summary>
     public static ModelManifest Create(int width = 224, int height = 224, PixelScale scale = PixelScale.Byte,
-        float[]? mean = null, float[]? std = null, string sha256 = "") => new()
+        float[]? mean = null, float[]? std = null, string sha256 = "", ResizeMethod resize = ResizeMethod.Bilinear) => new()
     {
         Name = "test-model",
         Version = "1",
@@ -15,7 +15,7 @@ internal static class ManifestFactory
         InputHeight = height,
         Channels = 3,
         GreyMode = GreyMode.Replicate,
-        ResizeMethod = ResizeMethod.Bilinear,
+        ResizeMethod = resize,
         Scale = scale,
         Mean = mean ?? [0, 0, 0],
         Std = std ?? [1, 1, 1],

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using MedSearch.Tests.Support;
 
 namespace MedSearch.Embedding.Tests;
 
@@ -34,6 +35,7 @@ public sealed class ModelManifestTests : IDisposable
         Assert.Equal(saved.Sha256, loaded.Sha256);
         Assert.Equal(saved.Mean, loaded.Mean);
         Assert.Equal(ModelPath, loaded.OnnxPath);
+        Assert.Equal(ManifestPath, loaded.ManifestPath);
         Assert.Equal($"test-model-{saved.Sha256[..16]}", loaded.ModelId);
     }
 
@@ -124,6 +126,65 @@ public sealed class ModelManifestTests : IDisposable
         File.WriteAllText(ManifestPath, "{ \"name\": ");
         var error = Assert.Throws<EmbeddingModelException>(() => ModelManifest.Load(ManifestPath));
         Assert.Contains("not a valid model manifest", error.Message);
+    }
+
+    [Fact]
+    public void ShippedMedImageInsightManifestDescribesItsPublishedPreprocessing()
+    {
+        var shipped = Path.Combine(SharedData.RepositoryRoot, "models", "medimageinsight", ModelManifest.FileName);
+        File.Copy(shipped, ManifestPath);
+        File.WriteAllBytes(ModelPath, [1, 2, 3, 4]);
+
+        // As shipped it cannot know the hash of a file its owner exports later, and says what to do.
+        var unset = Assert.Throws<EmbeddingModelException>(() => ModelManifest.Load(ManifestPath));
+        Assert.Contains("'sha256' is still the placeholder of zeros", unset.Message);
+        Assert.Contains("sha256sum model.onnx", unset.Message);
+
+        var json = JsonNode.Parse(File.ReadAllText(ManifestPath))!.AsObject();
+        json["sha256"] = ModelManifest.ComputeSha256(ModelPath);
+        File.WriteAllText(ManifestPath, json.ToJsonString());
+        var manifest = ModelManifest.Load(ManifestPath);
+        // MedImageInsight's eval transform: Resize((480, 480), BICUBIC), ToTensor, ImageNet Normalize; grey
+        // images are converted to RGB; encode_image returns L2-normalised 1024-d projections.
+        Assert.Equal((480, 480), (manifest.InputWidth, manifest.InputHeight));
+        Assert.Equal(ResizeMethod.Bicubic, manifest.ResizeMethod);
+        Assert.Equal(PixelScale.Unit, manifest.Scale);
+        Assert.Equal(GreyMode.Replicate, manifest.GreyMode);
+        Assert.Equal([0.485f, 0.456f, 0.406f], manifest.Mean);
+        Assert.Equal([0.229f, 0.224f, 0.225f], manifest.Std);
+        Assert.Equal(1024, manifest.EmbeddingDimension);
+        Assert.True(manifest.L2Normalize);
+        Assert.Equal(("image", "embedding"), (manifest.InputName, manifest.OutputName));
+    }
+
+    [Fact]
+    public void ToJsonIsTheSavedForm()
+    {
+        var saved = SaveValid();
+        Assert.Equal(JsonNode.Parse(File.ReadAllText(ManifestPath))!.ToJsonString(), saved.ToJson().ToJsonString());
+    }
+
+    [Theory]
+    [InlineData("auto", EncoderDevice.Auto, 0)]
+    [InlineData("cpu", EncoderDevice.Cpu, 0)]
+    [InlineData("CUDA", EncoderDevice.Cuda, 0)]
+    [InlineData("cuda:3", EncoderDevice.Cuda, 3)]
+    public void DeviceNamesParse(string text, EncoderDevice device, int id)
+    {
+        var options = new EncoderOptions { MaxBatchSize = 7 }.WithDevice(text);
+        Assert.Equal((device, id, 7), (options.Device, options.DeviceId, options.MaxBatchSize));
+    }
+
+    [Theory]
+    [InlineData("gpu")]
+    [InlineData("cuda:")]
+    [InlineData("cuda:-1")]
+    [InlineData("cuda:x")]
+    public void BadDeviceNamesAreRefusedQuotingThem(string text)
+    {
+        var error = Assert.Throws<FormatException>(() => new EncoderOptions().WithDevice(text));
+        Assert.Contains($"`{text}`", error.Message);
+        Assert.Contains("auto, cpu, cuda or cuda:N", error.Message);
     }
 
     [Fact]

