@@ -117,8 +117,9 @@ section = f"""## DICOM decode (issue 3)
 
 Run by `bench/dicom-decode.sh {rounds}` on {run("date", "-u")}: {run("nproc")} cores, {cpu}; load average {load} at the start.
 
-- Both sides single-threaded on the same {size["all"][0]} files: every oracle.tsv `ok` file whose every frame we decode,
-  read into memory before timing. MB are decoded pixel bytes (10^6).
+- One file at a time on both sides, the same {size["all"][0]} files: every oracle.tsv `ok` file whose every frame we decode,
+  read into memory before timing. MB are decoded pixel bytes (10^6). pydicom's decoders are single-threaded; ours
+  are too, except JPEG 2000, where OpenJPEG decodes a frame's code-blocks on every core (as the product does).
 - **raw**: parse plus every frame to samples. Ours: DicomFile + FrameDecoders. pydicom {pydicom.__version__}:
   `dcmread(...).pixel_array`, with its GDCM handler for compressed data.
 - **pipeline** (ours only): the whole `ImageReader.Read` to display-ready PixelImage, all frames.

@@ -4,7 +4,8 @@ using MedSearch.Dicom;
 using MedSearch.Dicom.Codecs;
 using MedSearch.Imaging;
 
-// Two commands, both single-threaded (as pydicom is), timing in-memory bytes only (files are read before the clock):
+// Two commands, one file at a time (JPEG 2000 frames use OpenJPEG's threads, as in the product), timing in-memory
+// bytes only (files are read before the clock):
 //   list ORACLE_TSV DICOM_ROOT  the oracle's "ok" files whose every frame we decode, as "path<TAB>group<TAB>decoded bytes<TAB>frames"
 //   serve FILES_TSV WARMUPS     reads the files, makes untimed warm-up passes (the tiered JIT needs a few to reach optimised
 //                               code), prints "ready"; then for each "round" on stdin one timed pass each of "raw" (DicomFile

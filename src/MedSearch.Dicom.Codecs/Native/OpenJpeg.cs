@@ -87,6 +87,10 @@ internal static unsafe partial class OpenJpeg
     [LibraryImport(Library, EntryPoint = "opj_decoder_set_strict_mode")]
     public static partial int DecoderSetStrictMode(nint codec, int strict);
 
+    /// <summary>Decodes code-blocks on this many threads (OpenJPEG ≥ 2.2 built with thread support; 0 = off).</summary>
+    [LibraryImport(Library, EntryPoint = "opj_codec_set_threads")]
+    public static partial int CodecSetThreads(nint codec, int threads);
+
     [LibraryImport(Library, EntryPoint = "opj_read_header")]
     public static partial int ReadHeader(nint stream, nint codec, Image** image);
 
