@@ -14,12 +14,13 @@ namespace MedSearch.Index;
 /// <remarks>
 /// Header, little-endian: magic (8) | container version u32 | dimensions u32 | payload length u64 |
 /// SHA-256 of payload (32) | native part length u64. The header's size keeps the payload 64-byte aligned, as a
-/// memory-mapped USearch view would need. Version 1 had no native part length (the payload was USearch's alone).
+/// memory-mapped USearch view would need. Version 1 had no native part length (the payload was USearch's alone);
+/// version 2's payload ended after the f32 vectors, without the unreachable keys.
 /// </remarks>
 internal static unsafe class IndexFile
 {
     public const int HeaderBytes = 64;
-    private const uint Version = 2;
+    private const uint Version = 3;
 
     // The CR LF catches files mangled by text-mode copies, as in PNG's signature.
     private static ReadOnlySpan<byte> Magic => "MSHNSW\r\n"u8;
