@@ -21,9 +21,11 @@ public sealed class Collection : IDisposable
     private readonly CollectionOptions _options;
     private readonly Lock _checkpointLock = new();
     private readonly IVectorIndex _index;
+    private readonly CaseCatalog _catalog;
     private int _deletedSinceCheckpoint;
 
-    private Collection(DataDirectory directory, CollectionOptions options, ImageEncoder encoder, CaseStore store, IndexSnapshot snapshot, IVectorIndex index)
+    private Collection(DataDirectory directory, CollectionOptions options, ImageEncoder encoder, CaseStore store, IndexSnapshot snapshot,
+        IVectorIndex index, CaseCatalog catalog, OperatingPoints operatingPoints)
     {
         _directory = directory;
         _options = options;
@@ -31,6 +33,8 @@ public sealed class Collection : IDisposable
         _store = store;
         _snapshot = snapshot;
         _index = index;
+        _catalog = catalog;
+        OperatingPoints = operatingPoints;
         ReadOptions = new ImageReadOptions { PatientHasher = new PatientHasher(PatientHasher.OpenOrCreateKey(directory.Path)) };
     }
 
@@ -40,6 +44,9 @@ public sealed class Collection : IDisposable
     public long Count => _store.Count;
     public string DataPath => _directory.Path;
     public int MaxNeighbours => _options.MaxNeighbours;
+
+    /// <summary>Each label's decision threshold for <see cref="Classify"/>, read on open.</summary>
+    public OperatingPoints OperatingPoints { get; }
 
     /// <summary>Written after every checkpoint: if it exists but the store has no checkpoint, checkpoints were lost.</summary>
     private string CheckpointMarker => Path.Combine(_directory.Path, "CHECKPOINTED");
@@ -66,9 +73,12 @@ public sealed class Collection : IDisposable
                 throw new CollectionException(
                     $"data directory {directory.Path} had store checkpoints (last {File.ReadAllText(marker).Trim()}) but {directory.StorePath} has none now: " +
                     "the store's checkpoints are missing or were deleted. Restore the data directory from a backup; refusing to open it as an empty collection");
+            var operatingPoints = OperatingPoints.Load(directory.Path);
             var snapshot = new IndexSnapshot(directory.IndexPath, encoder.Dimensions, options.Hnsw);
             var index = snapshot.LoadOrRebuild(store, encoder.Manifest.ModelId, log);
-            return new Collection(directory, options, encoder, store, snapshot, index);
+            var catalog = new CaseCatalog();
+            foreach (var record in store.Scan()) catalog.Set(record);
+            return new Collection(directory, options, encoder, store, snapshot, index, catalog, operatingPoints);
         }
         catch
         {
@@ -101,13 +111,52 @@ public sealed class Collection : IDisposable
         if (_store.TryGet(record.Id, out var existing) && existing.Key != record.Key)
             throw new CollectionException($"case id {CaseId.Format(record.Id)} of {record.Key} collides with stored {existing.Key}; rename one of them");
         _store.Upsert(record);
+        _catalog.Set(record);
         _index.Add(record.Id, record.Embedding.ToArray());
     }
 
     /// <summary>Replaces a stored case's labels and metadata without touching its embedding.</summary>
     public void Annotate(CaseRecord record)
     {
+        if (!_store.TryGet(record.Id, out var stored) || stored.Key != record.Key)
+            throw new CaseNotFoundException($"no stored case has key `{record.Key}` to annotate");
+        if (!stored.Embedding.SequenceEqual(record.Embedding))
+            throw new ArgumentException($"case {record.Key}: annotating must not change the embedding; store it with {nameof(Put)}", nameof(record));
         _store.Upsert(record);
+        _catalog.Set(record);
+    }
+
+    /// <summary>
+    /// Replaces (<paramref name="replace"/>) or adds and removes a stored case's labels, durably: a checkpoint
+    /// covers the change before this returns. Returns the updated record.
+    /// </summary>
+    public CaseRecord UpdateLabels(string idOrKey, bool replace, IReadOnlyCollection<string> add, IReadOnlyCollection<string> remove)
+    {
+        if (replace && remove.Count > 0)
+            throw new ArgumentException("remove: with replace the labels become exactly `add`; give no labels to remove", nameof(remove));
+        foreach (var label in add.Concat(remove))
+            if (string.IsNullOrWhiteSpace(label) || label != label.Trim())
+                throw new ArgumentException($"labels: `{label}` is empty or has surrounding spaces", nameof(add));
+        var record = FindCase(idOrKey).Clone();
+        var labels = replace ? [] : record.Labels.ToList();
+        labels.RemoveAll(remove.Contains);
+        foreach (var label in add)
+            if (!labels.Contains(label)) labels.Add(label);
+        record.Labels.Clear();
+        record.Labels.Add(labels);
+        Annotate(record);
+        Checkpoint(saveIndex: false);
+        return record;
+    }
+
+    /// <summary>A stored case by its 16-hex-digit id, its key or its SOP Instance UID.</summary>
+    /// <exception cref="CaseNotFoundException">No such case.</exception>
+    public CaseRecord FindCase(string idOrKey)
+    {
+        var text = idOrKey.Trim();
+        if (text.Length > 0 && (TryFindCase(text, out var record) || TryFindCase(CaseId.SopKey(text), out record)))
+            return record;
+        throw new CaseNotFoundException($"no stored case has id, key or SOP Instance UID `{idOrKey}`");
     }
 
     public float[] Embed(PixelImage image) => Encoder.Embed(image);
@@ -121,42 +170,119 @@ public sealed class Collection : IDisposable
     /// <summary>How files are read for this collection: the same for indexing and querying, with its patient-hash key.</summary>
     public ImageReadOptions ReadOptions { get; }
 
-    public SearchResult SearchImage(ReadOnlyMemory<byte> bytes, string name, int k)
+    /// <summary>Decodes and embeds a query image exactly as indexing does; its DICOM header gives the patient and study.</summary>
+    /// <exception cref="ImageDecodeException">The bytes are not a readable image; the message says why.</exception>
+    public Query ImageQuery(ReadOnlyMemory<byte> bytes, string name)
     {
-        ValidateK(k);
         var input = ImageReader.Read(bytes, name, ReadOptions);
-        return Search(Encoder.Embed(input.Frames[0].Image), k, excludeId: 0);
+        return new Query(Encoder.Embed(input.Frames[0].Image), input.Dicom?.PatientHash, input.Dicom?.StudyInstanceUid);
     }
 
-    public SearchResult SearchCase(string idOrKey, int k, bool excludeSelf)
+    /// <summary>A stored case as the query.</summary>
+    /// <exception cref="CaseNotFoundException">No such case.</exception>
+    public Query CaseQuery(string idOrKey)
     {
-        ValidateK(k);
-        if (!TryFindCase(idOrKey, out var record))
-            throw new CaseNotFoundException($"no stored case has id or key `{idOrKey}`");
-        return Search(record.Embedding.ToArray(), k, excludeSelf ? record.Id : 0);
+        var record = FindCase(idOrKey);
+        if (record.ModelId != ModelId)
+            throw new ModelMismatchException($"case {record.Key} was embedded with {record.ModelId}, the collection uses {ModelId}");
+        return new Query(record.Embedding.ToArray(), record.Metadata.GetValueOrDefault("patient_hash"),
+            record.Metadata.GetValueOrDefault("study_instance_uid"), record.Id);
     }
 
-    public SearchResult Search(ReadOnlySpan<float> query, int k, ulong excludeId)
+    /// <summary>A caller's embedding as the query, checked to be one this collection's model could have made.</summary>
+    /// <exception cref="ArgumentException">Wrong length, a non-finite value, or all zeros.</exception>
+    public Query EmbeddingQuery(IReadOnlyList<float> values)
     {
-        ValidateK(k);
-        if (query.Length != Dimensions)
-            throw new ArgumentException($"query embedding has {query.Length} dimensions, the collection has {Dimensions}", nameof(query));
-        int want = excludeId != 0 ? k + 1 : k;
-        var keys = new ulong[want];
-        var similarities = new float[want];
-        int found = _index.Search(query, keys, similarities);
+        if (values.Count != Dimensions)
+            throw new ArgumentException($"embedding: {values.Count} values, the collection's model ({ModelId}) makes {Dimensions}", nameof(values));
+        for (int i = 0; i < values.Count; i++)
+            if (!float.IsFinite(values[i]))
+                throw new ArgumentException($"embedding: value {i} is {values[i]}, not a finite number", nameof(values));
+        if (values.All(v => v == 0))
+            throw new ArgumentException("embedding: all values are 0, which has no direction to compare", nameof(values));
+        return new Query(values.ToArray());
+    }
 
-        var neighbours = new List<Neighbour>(Math.Min(found, k));
-        for (int i = 0; i < found && neighbours.Count < k; i++)
+    /// <summary>
+    /// The <see cref="SearchOptions.K"/> stored cases most similar to <paramref name="query"/> that pass the filter
+    /// and exclusions, most similar first, with the neighbour vote. Filters run inside the index search; each hit
+    /// is then checked again on its stored record, so a hit never violates one. Conditions the catalog cannot
+    /// answer (free metadata keys) and one-per-study grouping are applied to a longer candidate list, lengthened
+    /// until k hits pass or the index is exhausted.
+    /// </summary>
+    /// <exception cref="ArgumentException">An exclusion the query cannot support (no patient or study), or a bad k.</exception>
+    public SearchResult Search(Query query, SearchOptions options)
+    {
+        int k = options.K;
+        ValidateK(k);
+        if (query.Embedding.Length != Dimensions)
+            throw new ArgumentException($"query embedding has {query.Embedding.Length} dimensions, the collection has {Dimensions}", nameof(query));
+        if (options.ExcludeSamePatient && query.PatientHash is null)
+            throw new ArgumentException("exclude_same_patient: the query has no patient (only DICOM images and stored DICOM cases have one)", nameof(options));
+        if (options.ExcludeSameStudy && query.StudyInstanceUid is null)
+            throw new ArgumentException("exclude_same_study: the query has no study (only DICOM images and stored DICOM cases have one)", nameof(options));
+
+        ulong excluded = options.ExcludeQueryCase ? query.CaseId : 0;
+        var admission = new Admission(_catalog, options.Filter, excluded,
+            options.ExcludeSamePatient ? query.PatientHash : null, options.ExcludeSameStudy ? query.StudyInstanceUid : null);
+        var filter = admission.AdmitsAll ? null : admission;
+        bool lengthen = options.Filter.Metadata.Count > 0 || options.OnePerStudy;
+        long limit = Math.Max(k, Math.Min(_index.Count, MaxCandidates));
+        int fetch = (int)Math.Min(limit, lengthen ? k * 4L : k + (excluded != 0 ? 1 : 0));
+
+        List<Neighbour> neighbours;
+        while (true)
         {
-            if (keys[i] == excludeId) continue;
-            // A case deleted between the index hit and this read is simply not a neighbour any more.
-            if (_store.TryGet(keys[i], out var record))
+            var keys = new ulong[fetch];
+            var similarities = new float[fetch];
+            int found = _index.Search(query.Embedding, keys, similarities, filter);
+            neighbours = new List<Neighbour>(k);
+            var studies = options.OnePerStudy ? new HashSet<string>(StringComparer.Ordinal) : null;
+            for (int i = 0; i < found && neighbours.Count < k; i++)
+            {
+                if (keys[i] == excluded) continue;
+                // A case deleted between the index hit and this read is simply not a neighbour any more.
+                if (!_store.TryGet(keys[i], out var record)) continue;
+                if (!admission.Admits(CatalogEntry.From(record)) || !options.Filter.Matches(record)) continue;
+                if (studies is not null && record.Metadata.TryGetValue("study_instance_uid", out var study) && !studies.Add(study)) continue;
                 neighbours.Add(new Neighbour(neighbours.Count + 1, similarities[i], record));
+            }
+            if (neighbours.Count >= k || found < fetch || fetch >= limit) break;
+            fetch = (int)Math.Min(limit, fetch * 4L);
         }
         var (votes, unlabelled) = NeighbourVote.Tally(neighbours);
         return new SearchResult(neighbours, votes, unlabelled, ModelId);
     }
+
+    /// <summary>k-NN classification of <paramref name="query"/>: the search, then a weighted vote per label decided at its operating point.</summary>
+    public Classification Classify(Query query, SearchOptions options, Weighting weighting, double temperature)
+    {
+        var result = Search(query, options);
+        var labels = NeighbourVote.Classify(result.Neighbours, weighting, temperature, OperatingPoints);
+        return new Classification(labels, result.Neighbours, result.UnlabelledNeighbours, ModelId);
+    }
+
+    /// <summary>Counts of the stored cases by modality and label, for Stats.</summary>
+    public CollectionStats Stats()
+    {
+        var byModality = new SortedDictionary<string, long>(StringComparer.Ordinal);
+        var byLabel = new SortedDictionary<string, long>(StringComparer.Ordinal);
+        long cases = 0, unlabelled = 0;
+        foreach (var (_, entry) in _catalog.Entries)
+        {
+            cases++;
+            var modality = entry.Modality ?? CollectionStats.Unknown;
+            byModality[modality] = byModality.GetValueOrDefault(modality) + 1;
+            if (entry.Labels.Length == 0) unlabelled++;
+            foreach (var label in entry.Labels.Distinct(StringComparer.Ordinal))
+                byLabel[label] = byLabel.GetValueOrDefault(label) + 1;
+        }
+        return new CollectionStats(cases, byModality, byLabel, unlabelled, _options.Hnsw, _index.Count, _index.MemoryUsage,
+            DirectoryBytes(_directory.StorePath), DirectoryBytes(_directory.IndexPath));
+    }
+
+    private static long DirectoryBytes(string path) =>
+        Directory.Exists(path) ? new DirectoryInfo(path).EnumerateFiles("*", SearchOption.AllDirectories).Sum(f => f.Length) : 0;
 
     /// <summary>
     /// Makes everything stored so far durable (a FASTER checkpoint). With <paramref name="saveIndex"/> it also saves
@@ -203,19 +329,22 @@ public sealed class Collection : IDisposable
         }
         else
         {
-            var (field, wanted) = scope switch
+            var (fact, wanted) = scope switch
             {
-                DeleteScope.Series => ("series_instance_uid", value),
-                DeleteScope.Study => ("study_instance_uid", value),
-                DeleteScope.Patient => ("patient_hash", ReadOptions.PatientHasher!.Hash(value)!),
-                _ => ("patient_hash", value),
+                DeleteScope.Series => ((Func<CatalogEntry, string?>)(e => e.SeriesInstanceUid), value),
+                DeleteScope.Study => (e => e.StudyInstanceUid, value),
+                DeleteScope.Patient => (e => e.PatientHash, ReadOptions.PatientHasher!.Hash(value)!),
+                _ => (e => e.PatientHash, value),
             };
-            // A scan: deletes are rare; a secondary index by UID comes with study-level search.
-            victims = _store.Scan().Where(r => r.Metadata.TryGetValue(field, out var v) && v == wanted).ToList();
+            victims = [];
+            foreach (var (id, entry) in _catalog.Entries)
+                if (fact(entry) == wanted && _store.TryGet(id, out var record))
+                    victims.Add(record);
         }
         foreach (var victim in victims)
         {
             _index.Remove(victim.Id);
+            _catalog.Remove(victim.Id);
             _store.Delete(victim.Id);
         }
         if (victims.Count > 0)
@@ -225,6 +354,9 @@ public sealed class Collection : IDisposable
         }
         return victims.Select(v => v.Key).ToList();
     }
+
+    // Longest candidate list a filtered or grouped search asks the index for before it settles for fewer than k hits.
+    private const int MaxCandidates = 65_536;
 
     private void ValidateK(int k)
     {

@@ -32,4 +32,48 @@ public static class NeighbourVote
             .ToList();
         return (votes, unlabelled);
     }
+
+    /// <summary>
+    /// Multi-label k-NN classification: each label's score is the weighted share of the labelled neighbours that
+    /// carry it (labels are scored independently, so scores need not sum to 1), decided at the label's operating
+    /// point. Labels that have an operating point but no neighbour are reported with score 0.
+    /// </summary>
+    public static IReadOnlyList<LabelDecision> Classify(IReadOnlyList<Neighbour> neighbours, Weighting weighting, double temperature,
+        OperatingPoints operatingPoints)
+    {
+        if (weighting == Weighting.Softmax && !(temperature > 0 && double.IsFinite(temperature)))
+            throw new ArgumentOutOfRangeException(nameof(temperature), temperature, $"temperature must be a positive number, got {temperature}");
+        // Softmax weights are shifted by the best similarity: the ratios are unchanged and exp cannot overflow.
+        double best = neighbours.Count > 0 ? neighbours.Max(n => (double)n.Similarity) : 0;
+        double Weight(Neighbour n) => weighting switch
+        {
+            Weighting.Uniform => 1,
+            Weighting.Similarity => Math.Max(n.Similarity, 0),
+            _ => Math.Exp((n.Similarity - best) / temperature),
+        };
+
+        var sums = new Dictionary<string, (double Weight, int Count)>(StringComparer.Ordinal);
+        double total = 0;
+        foreach (var neighbour in neighbours)
+        {
+            if (neighbour.Case.Labels.Count == 0) continue;
+            double w = Weight(neighbour);
+            total += w;
+            foreach (var label in neighbour.Case.Labels.Distinct(StringComparer.Ordinal))
+            {
+                var (sum, count) = sums.GetValueOrDefault(label);
+                sums[label] = (sum + w, count + 1);
+            }
+        }
+        foreach (var label in operatingPoints.Labels.Keys) sums.TryAdd(label, (0, 0));
+        return sums
+            .Select(p =>
+            {
+                double score = total > 0 ? p.Value.Weight / total : 0;
+                var point = operatingPoints.For(p.Key);
+                return new LabelDecision(p.Key, score, point.Threshold, score >= point.Threshold, p.Value.Count, point.Name);
+            })
+            .OrderByDescending(d => d.Score).ThenBy(d => d.Label, StringComparer.Ordinal)
+            .ToList();
+    }
 }

@@ -4,8 +4,8 @@ using MedSearch.Protocol.V1;
 
 namespace MedSearch.Server;
 
-/// <summary>Stored cases as such: deletion now; get, relabel and ingest grow here.</summary>
-public sealed class CaseGrpcService(Collection collection) : CaseService.CaseServiceBase
+/// <summary>Stored cases as such: get, relabel, delete; ingest is in CaseGrpcService.Ingest.cs.</summary>
+public sealed partial class CaseGrpcService(Collection collection) : CaseService.CaseServiceBase
 {
     public override Task<DeleteResponse> Delete(DeleteRequest request, ServerCallContext context)
     {
@@ -24,5 +24,21 @@ public sealed class CaseGrpcService(Collection collection) : CaseService.CaseSer
         var response = new DeleteResponse { Deleted = keys.Count };
         response.Keys.Add(keys);
         return Task.FromResult(response);
+    }
+
+    public override Task<CaseInfo> Get(GetRequest request, ServerCallContext context)
+    {
+        if (string.IsNullOrWhiteSpace(request.CaseId)) throw Calls.Invalid("case_id: empty");
+        var record = Calls.Run(() => collection.FindCase(request.CaseId), "case_id");
+        return Task.FromResult(Calls.ToCaseInfo(record, request.IncludeEmbedding, request.IncludeThumbnail));
+    }
+
+    public override Task<CaseInfo> UpdateLabels(UpdateLabelsRequest request, ServerCallContext context)
+    {
+        if (string.IsNullOrWhiteSpace(request.CaseId)) throw Calls.Invalid("case_id: empty");
+        if (!request.Replace && request.Add.Count == 0 && request.Remove.Count == 0)
+            throw Calls.Invalid("add: nothing to change (give labels to add or remove, or replace)");
+        var record = Calls.Run(() => collection.UpdateLabels(request.CaseId, request.Replace, request.Add, request.Remove), "labels");
+        return Task.FromResult(Calls.ToCaseInfo(record, includeEmbedding: false, includeThumbnail: false));
     }
 }

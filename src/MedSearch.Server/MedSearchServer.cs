@@ -31,6 +31,7 @@ public static class MedSearchServer
             // Registered through a factory so that the container owns it: disposing the host (stopped or not) closes
             // the store and releases the data directory's lock.
             builder.Services.AddSingleton(_ => collection);
+            builder.Services.AddSingleton(new InferenceGate(options.Inference));
             builder.Services.AddGrpc(grpc =>
             {
                 grpc.MaxReceiveMessageSize = options.MaxRequestBytes;
@@ -43,6 +44,7 @@ public static class MedSearchServer
             var app = builder.Build();
             app.MapGrpcService<SearchGrpcService>();
             app.MapGrpcService<CaseGrpcService>();
+            app.MapGrpcService<CollectionGrpcService>();
             app.MapGrpcHealthChecksService();
             app.MapGrpcReflectionService();
             return app;

@@ -1,6 +1,5 @@
 using Grpc.Core;
 using MedSearch.Engine;
-using MedSearch.Imaging;
 using MedSearch.Protocol.V1;
 
 namespace MedSearch.Server;
@@ -9,69 +8,83 @@ namespace MedSearch.Server;
 /// Translates the public protobuf contract to collection calls and back; validation of the request happens
 /// here, at the edge, so that every bad input becomes INVALID_ARGUMENT naming the field.
 /// </summary>
-public sealed class SearchGrpcService(Collection collection) : SearchService.SearchServiceBase
+public sealed class SearchGrpcService(Collection collection, InferenceGate inference) : SearchService.SearchServiceBase
 {
     public const int DefaultK = 10;
+    public const double DefaultTemperature = 0.1;
 
-    public override Task<SearchResponse> Search(SearchRequest request, ServerCallContext context)
+    public override async Task<SearchResponse> Search(SearchRequest request, ServerCallContext context)
     {
-        int k = request.HasK ? request.K : DefaultK;
-        if (k < 1 || k > collection.MaxNeighbours)
-            throw Invalid($"k must be between 1 and {collection.MaxNeighbours}, got {k}");
-
-        var result = request.QueryCase switch
-        {
-            SearchRequest.QueryOneofCase.Image => Run(() => collection.SearchImage(request.Image.Memory, ImageName(request), k)),
-            SearchRequest.QueryOneofCase.CaseId => Run(() => collection.SearchCase(request.CaseId, k, request.ExcludeQueryCase)),
-            _ => throw Invalid("query: set `image` (file bytes) or `case_id`"),
-        };
-        return Task.FromResult(ToResponse(result));
-    }
-
-    private static string ImageName(SearchRequest request) =>
-        request.ImageName is { Length: > 0 } name ? $"image ({name})" : "image";
-
-    private static SearchResult Run(Func<SearchResult> search)
-    {
-        try
-        {
-            return search();
-        }
-        catch (ImageDecodeException e)
-        {
-            throw Invalid(e.Message);
-        }
-        catch (CaseNotFoundException e)
-        {
-            throw new RpcException(new Status(StatusCode.NotFound, $"case_id: {e.Message}"));
-        }
-        catch (ModelMismatchException e)
-        {
-            throw new RpcException(new Status(StatusCode.FailedPrecondition, e.Message));
-        }
-    }
-
-    private static RpcException Invalid(string message) => new(new Status(StatusCode.InvalidArgument, message));
-
-    private static SearchResponse ToResponse(SearchResult result)
-    {
+        var (query, options) = await Prepare(request, "", context);
+        var result = Calls.Run(() => collection.Search(query, options));
         var response = new SearchResponse { ModelId = result.ModelId, UnlabelledNeighbours = result.UnlabelledNeighbours };
-        foreach (var n in result.Neighbours)
-        {
-            var neighbour = new Protocol.V1.Neighbour
-            {
-                Rank = n.Rank,
-                Similarity = n.Similarity,
-                CaseId = CaseId.Format(n.Case.Id),
-                Key = n.Case.Key,
-                Source = n.Case.Source,
-            };
-            neighbour.Labels.Add(n.Case.Labels);
-            neighbour.Metadata.Add(n.Case.Metadata);
-            response.Neighbours.Add(neighbour);
-        }
+        response.Neighbours.Add(result.Neighbours.Select(n => Calls.ToNeighbour(n, request.IncludeThumbnails)));
         foreach (var v in result.Votes)
             response.Votes.Add(new Protocol.V1.LabelVote { Label = v.Label, Score = v.Score, Neighbours = v.Neighbours });
         return response;
     }
+
+    public override async Task<ClassifyResponse> Classify(ClassifyRequest request, ServerCallContext context)
+    {
+        if (request.Search is null) throw Calls.Invalid("search: the query is missing (set search.image, search.case_id or search.embedding)");
+        var weighting = request.Weighting switch
+        {
+            Protocol.V1.Weighting.Uniform => Engine.Weighting.Uniform,
+            Protocol.V1.Weighting.Similarity => Engine.Weighting.Similarity,
+            Protocol.V1.Weighting.Softmax => Engine.Weighting.Softmax,
+            _ => throw Calls.Invalid($"weighting: {request.Weighting} is not one of UNIFORM, SIMILARITY, SOFTMAX"),
+        };
+        double temperature = request.HasTemperature ? request.Temperature : DefaultTemperature;
+        if (!(temperature > 0) || !double.IsFinite(temperature)) throw Calls.Invalid($"temperature: must be a positive number, got {temperature}");
+
+        var (query, options) = await Prepare(request.Search, "search.", context);
+        var result = Calls.Run(() => collection.Classify(query, options, weighting, temperature));
+        var response = new ClassifyResponse { ModelId = result.ModelId, UnlabelledNeighbours = result.UnlabelledNeighbours };
+        response.Neighbours.Add(result.Neighbours.Select(n => Calls.ToNeighbour(n, request.Search.IncludeThumbnails)));
+        foreach (var d in result.Labels)
+        {
+            response.Labels.Add(new Protocol.V1.LabelDecision
+            {
+                Label = d.Label,
+                Score = d.Score,
+                Threshold = d.Threshold,
+                Positive = d.Positive,
+                Neighbours = d.Neighbours,
+                OperatingPoint = d.OperatingPoint,
+            });
+        }
+        return response;
+    }
+
+    /// <summary>The query (embedding an image in an inference slot) and the options; field names are prefixed with <paramref name="prefix"/>.</summary>
+    private async Task<(Query, SearchOptions)> Prepare(SearchRequest request, string prefix, ServerCallContext context)
+    {
+        int k = request.HasK ? request.K : DefaultK;
+        if (k < 1 || k > collection.MaxNeighbours)
+            throw Calls.Invalid($"{prefix}k: must be between 1 and {collection.MaxNeighbours}, got {k}");
+        var options = new SearchOptions
+        {
+            K = k,
+            Filter = Calls.ToFilter(request.Filter, prefix + "filter."),
+            ExcludeQueryCase = request.ExcludeQueryCase,
+            ExcludeSamePatient = request.ExcludeSamePatient,
+            ExcludeSameStudy = request.ExcludeSameStudy,
+            OnePerStudy = request.OnePerStudy,
+        };
+        var query = request.QueryCase switch
+        {
+            SearchRequest.QueryOneofCase.Image when request.Image.IsEmpty => throw Calls.Invalid($"{prefix}image: empty (0 bytes)"),
+            SearchRequest.QueryOneofCase.Image => await inference.RunAsync(
+                () => Calls.Run(() => collection.ImageQuery(request.Image.Memory, ImageName(request)), prefix + "image"), context.CancellationToken),
+            SearchRequest.QueryOneofCase.CaseId => Calls.Run(() => collection.CaseQuery(request.CaseId), prefix + "case_id"),
+            SearchRequest.QueryOneofCase.Embedding => Calls.Run(() => collection.EmbeddingQuery(request.Embedding.Values), prefix + "embedding"),
+            _ => throw Calls.Invalid($"{prefix}query: set `image` (file bytes), `case_id` or `embedding`"),
+        };
+        if (options.ExcludeQueryCase && query.CaseId == 0)
+            throw Calls.Invalid($"{prefix}exclude_query_case: only a stored-case query (case_id) has a case to exclude");
+        return (query, options);
+    }
+
+    private static string ImageName(SearchRequest request) =>
+        request.ImageName is { Length: > 0 } name ? $"image ({name})" : "image";
 }

@@ -11,6 +11,9 @@ public sealed class ServerOptions
     public string Urls { get; init; } = DefaultUrls;
     public CollectionOptions Collection { get; init; } = new();
 
+    /// <summary>Bounds on concurrent query-image embedding (see <see cref="InferenceGate"/>).</summary>
+    public InferenceOptions Inference { get; init; } = new();
+
     /// <summary>Largest request accepted: an uncompressed multi-frame DICOM can be large, but not unbounded.</summary>
     public int MaxRequestBytes { get; init; } = 256 * 1024 * 1024;
 }

@@ -51,7 +51,7 @@ public sealed class DurabilityTests(ITestOutputHelper output)
         foreach (var record in cases)
         {
             // Searchable: its own vector finds it (among exact duplicates, such as one image in several transfer syntaxes).
-            var hits = collection.Search(record.Embedding.ToArray(), 20, excludeId: 0).Neighbours;
+            var hits = collection.Search(new Query(record.Embedding.ToArray()), new SearchOptions { K = 20 }).Neighbours;
             Assert.Contains(hits, h => h.Case.Key == record.Key && h.Similarity >= 0.999f);
         }
         return cases.ToDictionary(c => c.Key, c => c.Embedding.ToArray());

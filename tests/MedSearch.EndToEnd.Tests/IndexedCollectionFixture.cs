@@ -31,12 +31,7 @@ public sealed class IndexedCollectionFixture : IAsyncLifetime
     }
 
     /// <summary>Starts the real server on a free loopback port over the fixture's data directory.</summary>
-    public async Task<RunningServer> StartServerAsync()
-    {
-        var app = MedSearchServer.Build(new ServerOptions { DataPath = Data, Urls = "http://127.0.0.1:0" });
-        await app.StartAsync();
-        return new RunningServer(app);
-    }
+    public Task<RunningServer> StartServerAsync() => RunningServer.StartAsync(Data);
 
     public Task DisposeAsync()
     {
@@ -47,6 +42,14 @@ public sealed class IndexedCollectionFixture : IAsyncLifetime
 
 public sealed class RunningServer(WebApplication app) : IAsyncDisposable
 {
+    /// <summary>Starts the real server on a free loopback port over <paramref name="dataPath"/>.</summary>
+    public static async Task<RunningServer> StartAsync(string dataPath)
+    {
+        var app = MedSearchServer.Build(new ServerOptions { DataPath = dataPath, Urls = "http://127.0.0.1:0" });
+        await app.StartAsync();
+        return new RunningServer(app);
+    }
+
     public string Address { get; } = app.Urls.Single();
 
     public async ValueTask DisposeAsync()

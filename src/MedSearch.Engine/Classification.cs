@@ -1,0 +1,66 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace MedSearch.Engine;
+
+/// <summary>How much each of the k neighbours counts in a classification.</summary>
+public enum Weighting
+{
+    Uniform,
+    /// <summary>Weight = cosine similarity, negatives counting 0.</summary>
+    Similarity,
+    /// <summary>Weight = exp(similarity / temperature).</summary>
+    Softmax,
+}
+
+/// <summary>One label's score, its operating point and the decision there.</summary>
+public sealed record LabelDecision(string Label, double Score, double Threshold, bool Positive, int Neighbours, string OperatingPoint);
+
+public sealed record Classification(IReadOnlyList<LabelDecision> Labels, IReadOnlyList<Neighbour> Neighbours, int UnlabelledNeighbours, string ModelId);
+
+/// <summary>
+/// The decision threshold of each label, chosen on a validation set for a wanted sensitivity or specificity
+/// (<c>medsearch eval</c> writes <see cref="FileName"/> in the data directory). A label without one uses 0.5.
+/// </summary>
+public sealed class OperatingPoints
+{
+    public const string FileName = "operating-points.json";
+    public const double DefaultThreshold = 0.5;
+    public const string DefaultName = "default";
+
+    private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, WriteIndented = true };
+
+    public sealed record Point(double Threshold, string Name);
+
+    private sealed record FileFormat([property: JsonRequired] Dictionary<string, Point> Labels);
+
+    public IReadOnlyDictionary<string, Point> Labels { get; }
+
+    private OperatingPoints(IReadOnlyDictionary<string, Point> labels) => Labels = labels;
+
+    public static OperatingPoints None { get; } = new(new Dictionary<string, Point>());
+
+    /// <summary>Reads the data directory's operating points; none when the file is absent.</summary>
+    /// <exception cref="CollectionException">The file exists but is unreadable or holds a threshold outside 0..1.</exception>
+    public static OperatingPoints Load(string dataPath)
+    {
+        var path = Path.Combine(dataPath, FileName);
+        if (!File.Exists(path)) return None;
+        FileFormat? file;
+        try
+        {
+            file = JsonSerializer.Deserialize<FileFormat>(File.ReadAllText(path), Json);
+        }
+        catch (JsonException e)
+        {
+            throw new CollectionException($"{path} is not a valid operating-points file: {e.Message}");
+        }
+        var labels = file?.Labels ?? throw new CollectionException($"{path} is empty");
+        foreach (var (label, point) in labels)
+            if (point is null || !(point.Threshold is >= 0 and <= 1) || string.IsNullOrWhiteSpace(point.Name))
+                throw new CollectionException($"{path}: label `{label}` needs a threshold between 0 and 1 and a name");
+        return new OperatingPoints(labels);
+    }
+
+    public Point For(string label) => Labels.TryGetValue(label, out var point) ? point : new Point(DefaultThreshold, DefaultName);
+}

@@ -1,0 +1,37 @@
+namespace MedSearch.Engine;
+
+/// <summary>
+/// What a search starts from: the query's embedding and, where known, its patient (keyed hash), study and stored
+/// case, which the exclusions compare against.
+/// </summary>
+public sealed record Query(float[] Embedding, string? PatientHash = null, string? StudyInstanceUid = null, ulong CaseId = 0);
+
+public sealed record SearchOptions
+{
+    public int K { get; init; } = 10;
+    public CaseFilter Filter { get; init; } = CaseFilter.None;
+    /// <summary>Leave the stored query case itself out.</summary>
+    public bool ExcludeQueryCase { get; init; }
+    public bool ExcludeSamePatient { get; init; }
+    public bool ExcludeSameStudy { get; init; }
+    /// <summary>At most one hit per study, its most similar instance; cases without a study are their own.</summary>
+    public bool OnePerStudy { get; init; }
+}
+
+/// <summary>
+/// A search's filter and exclusions as one test on catalogued facts: handed to the index so the graph walk (or
+/// exact scoring, when few pass) only returns admissible keys, and applied again to each stored record returned.
+/// </summary>
+internal sealed class Admission(CaseCatalog catalog, CaseFilter filter, ulong excludedCase, string? excludedPatient, string? excludedStudy)
+    : Index.IKeyFilter
+{
+    /// <summary>True when nothing but the query case is left out (that one is skipped in the hits instead).</summary>
+    public bool AdmitsAll => filter.IsEmpty && excludedPatient is null && excludedStudy is null;
+
+    public bool Accepts(ulong key) => key != excludedCase && catalog.TryGet(key, out var entry) && Admits(entry);
+
+    public bool Admits(CatalogEntry entry) =>
+        filter.Matches(entry)
+        && (excludedPatient is null || entry.PatientHash != excludedPatient)
+        && (excludedStudy is null || entry.StudyInstanceUid != excludedStudy);
+}
