@@ -1,5 +1,8 @@
 using MedSearch.Engine;
 using MedSearch.Server;
+using MedSearch.Server.Security;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 
 namespace MedSearch.Cli;
@@ -7,34 +10,99 @@ namespace MedSearch.Cli;
 public static class ServeCommand
 {
     private const string Help = $"""
-        usage: medsearch serve [--data DIR] [--urls URLS] [--model M] [--device D]
+        usage: medsearch serve [--data DIR] [--urls URLS] [--model M] [--device D] [--keys FILE]
+                               [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]] [--http1-urls URLS]
+                               [--metrics-urls URLS] [--audit-file FILE] [--log-format text|json]
 
-        Runs the gRPC service (HTTP/2) over the data directory: medsearch.v1.SearchService, grpc.health.v1 and
-        server reflection. Stops cleanly on Ctrl-C or SIGTERM.
+        Runs the gRPC service over the data directory: medsearch.v1.SearchService, CaseService, CollectionService,
+        grpc.health.v1 and server reflection, also as gRPC-Web and as JSON over HTTP (e.g. GET /v1/stats). Every
+        call is audited: one line per call with the caller's key id, method, status, counts and latency, never
+        patient identifiers or image bytes. Stops cleanly on Ctrl-C or SIGTERM.
+
+        Without --keys the server is unauthenticated and listens on loopback only; a non-loopback URL is refused.
 
         options:
-          --data DIR      data directory (default: $MEDSEARCH_DATA, else ./index-data)
-          --urls URLS     where to listen, ';'-separated (default {ServerOptions.DefaultUrls}: loopback only)
+          --data DIR           data directory (default: $MEDSEARCH_DATA, else ./index-data)
+          --urls URLS          where gRPC listens, ';'-separated (default {ServerOptions.DefaultUrls}: loopback only);
+                               http:// is HTTP/2 only (h2c), https:// serves HTTP/2 and HTTP/1.1; host: an IP
+                               address, localhost (= 127.0.0.1) or * (every IPv4 address)
+          --http1-urls URLS    extra HTTP/1.1-only listeners for gRPC-Web and JSON callers that cannot speak
+                               cleartext HTTP/2 (default: none)
+          --metrics-urls URLS  HTTP/1.1 listeners serving only the Prometheus endpoint /metrics, without API keys
+                               (default: $MEDSEARCH_METRICS_URLS, else none)
+          --keys FILE          API keys file (see `medsearch keys`): every call but health and reflection then needs
+                               `authorization: Bearer <key>`, a read key for Search, Classify, Get, Stats and
+                               ListLabels, a write key for anything else (default: $MEDSEARCH_KEYS)
+          --tls-cert PEM       server certificate (chain) for https:// URLs (default: $MEDSEARCH_TLS_CERT)
+          --tls-key PEM        its private key (default: $MEDSEARCH_TLS_KEY)
+          --tls-client-ca PEM  mutual TLS: require a client certificate issued by this authority
+                               (default: $MEDSEARCH_TLS_CLIENT_CA)
+          --audit-file FILE    also append the audit log to FILE, one JSON object per line
+                               (default: $MEDSEARCH_AUDIT_FILE, else only the log category MedSearch.Audit)
+          --log-format F       text (default) or json: one JSON object per log line on the console
         {EncoderArguments.ModelAndDeviceHelp}
         """;
 
+    private static readonly (string Option, string? Environment)[] Settings =
+    [
+        ("--data", null), ("--urls", null), ("--http1-urls", null), ("--log-format", null),
+        ("--metrics-urls", ServerOptions.MetricsUrlsEnvironmentVariable),
+        ("--keys", ServerOptions.KeysEnvironmentVariable),
+        ("--tls-cert", ServerOptions.TlsCertificateEnvironmentVariable),
+        ("--tls-key", ServerOptions.TlsKeyEnvironmentVariable),
+        ("--tls-client-ca", ServerOptions.TlsClientCaEnvironmentVariable),
+        ("--audit-file", ServerOptions.AuditFileEnvironmentVariable),
+    ];
+
     public static async Task<int> RunAsync(string[] args)
     {
-        var line = CommandLine.Parse(args, new HashSet<string> { "--data", "--urls", EncoderArguments.Model, EncoderArguments.Device }, new HashSet<string>());
+        var line = CommandLine.Parse(args, Settings.Select(s => s.Option).Append(EncoderArguments.Model).Append(EncoderArguments.Device).ToHashSet(), new HashSet<string>());
         if (line.Help) { Console.Out.Write(Help); return Program.Ok; }
         if (line.Positional.Count != 0) throw new UsageException($"takes no positional arguments, got `{line.Positional[0]}`");
+
+        string? Setting(string option)
+        {
+            var environment = Settings.Single(s => s.Option == option).Environment;
+            var value = line.Get(option) ?? (environment is null ? null : Environment.GetEnvironmentVariable(environment));
+            return string.IsNullOrWhiteSpace(value) ? null : value;
+        }
 
         var options = new ServerOptions
         {
             DataPath = DataDirectory.Resolve(line.Get("--data")),
             Urls = line.Get("--urls") ?? ServerOptions.DefaultUrls,
+            Http1Urls = Setting("--http1-urls"),
+            MetricsUrls = Setting("--metrics-urls"),
+            KeysPath = Setting("--keys"),
+            TlsCertificatePath = Setting("--tls-cert"),
+            TlsKeyPath = Setting("--tls-key"),
+            TlsClientCaPath = Setting("--tls-client-ca"),
+            AuditPath = Setting("--audit-file"),
+            JsonLogs = (line.Get("--log-format") ?? "text") switch
+            {
+                "text" => false,
+                "json" => true,
+                var other => throw new UsageException($"--log-format must be text or json, got `{other}`"),
+            },
             Collection = EncoderArguments.Options(line),
         };
         Console.Out.WriteLine($"data directory: {options.DataPath}");
-        await using var app = MedSearchServer.Build(options, message => Console.Out.WriteLine(message));
+        WebApplication built;
+        try
+        {
+            built = MedSearchServer.Build(options, message => Console.Out.WriteLine(message));
+        }
+        catch (ServerOptionsException e)
+        {
+            throw new UsageException(e.Message);
+        }
+        await using var app = built;
         await app.StartAsync();
-        var collection = app.Services.GetService(typeof(Collection)) as Collection;
-        Console.Out.WriteLine($"model: {collection?.ModelId}; {collection?.Count:N0} cases; listening on {string.Join(", ", app.Urls)}");
+        var collection = app.Services.GetRequiredService<Collection>();
+        var listeners = app.Services.GetRequiredService<Listeners>();
+        Console.Out.WriteLine($"model: {collection.ModelId}; {collection.Count:N0} cases; listening on {string.Join(", ", listeners.Urls(ListenerRole.Grpc).Concat(listeners.Urls(ListenerRole.Http1)))}");
+        if (listeners.Urls(ListenerRole.Metrics) is { Count: > 0 } metrics)
+            Console.Out.WriteLine($"metrics: {string.Join(", ", metrics.Select(url => url + "/metrics"))}");
         await app.WaitForShutdownAsync();
         return Program.Ok;
     }

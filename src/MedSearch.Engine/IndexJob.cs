@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Security.Cryptography;
 using MedSearch.Imaging;
-using MedSearch.Storage.Records;
 
 namespace MedSearch.Engine;
 
@@ -57,10 +56,6 @@ public sealed class IndexSummary
 /// </summary>
 public static class IndexJob
 {
-    /// <summary>One image ready to embed: a PNG/JPEG file or one selected frame of a DICOM instance.</summary>
-    private sealed record PendingCase(string Path, string Key, byte[] Sha256, int Width, int Height, CaseAnnotation? Annotation,
-        IReadOnlyDictionary<string, string> Facts);
-
     public static async Task<IndexSummary> RunAsync(Collection collection, IndexJobOptions options,
         IProgress<IndexProgress>? progress = null, CancellationToken cancellation = default)
     {
@@ -110,7 +105,7 @@ public static class IndexJob
             receipt.Flush(flushToDisk: true);
         }
 
-        var pipeline = new EmbeddingPipeline<(PendingCase Case, bool LastOfFile)>(collection.Encoder,
+        var pipeline = new EmbeddingPipeline<(CaseDraft Case, bool LastOfFile)>(collection.Encoder,
             new PipelineOptions { BatchSize = options.BatchSize, BatchWait = options.BatchWait, DecodeWorkers = options.DecodeWorkers });
         var lastReport = Stopwatch.StartNew();
         try
@@ -156,7 +151,7 @@ public static class IndexJob
     }
 
     /// <summary>Reads, recognises, decodes and preprocesses one file; reports it at once when there is nothing to embed.</summary>
-    private static List<EmbeddingPipeline<(PendingCase, bool)>.Prepared> Prepare(Collection collection, EmbeddingPipeline<(PendingCase, bool)> pipeline,
+    private static List<EmbeddingPipeline<(CaseDraft, bool)>.Prepared> Prepare(Collection collection, EmbeddingPipeline<(CaseDraft, bool)> pipeline,
         string root, string path, FrameSelection frames, LabelsFile? labels, Action<ItemResult, string?, bool> report)
     {
         try
@@ -170,15 +165,13 @@ public static class IndexJob
             var bytes = File.ReadAllBytes(path);
             var sha = SHA256.HashData(bytes);
             var relative = File.Exists(root) ? Path.GetFileName(path) : Path.GetRelativePath(root, path);
-            var baseKey = ImageReader.Detect(bytes) == ImageFormat.Dicom && ImageReader.PeekSopInstanceUid(bytes, path) is { } uid
-                ? CaseId.SopKey(uid)
-                : CaseId.FileKey(relative);
+            var baseKey = CaseWriter.KeyOf(bytes, path, CaseId.FileKey(relative));
 
             if (IsUnchanged(collection, baseKey, sha, labels, path, report)) return [];
 
             var input = ImageReader.Read(bytes, path, collection.ReadOptions with { Frames = frames });
             var facts = CaseFacts.From(input);
-            var cases = new List<EmbeddingPipeline<(PendingCase, bool)>.Prepared>(input.Frames.Count);
+            var cases = new List<EmbeddingPipeline<(CaseDraft, bool)>.Prepared>(input.Frames.Count);
             for (int f = 0; f < input.Frames.Count; f++)
             {
                 var frame = input.Frames[f];
@@ -193,30 +186,17 @@ public static class IndexJob
                 }
                 catch (ArgumentException e)
                 {
-                    report(new ItemResult(name, ItemOutcome.Failed, $"cannot be embedded: {e.Message}"), null, true);
+                    report(new ItemResult(name, ItemOutcome.Failed, CaseWriter.NotEmbeddable(e)), null, true);
                     return [];
                 }
-                var pending = new PendingCase(name, key, sha, frame.Image.Width, frame.Image.Height, annotation, facts);
+                var pending = new CaseDraft(key, name, sha, frame.Image.Width, frame.Image.Height, annotation, facts);
                 cases.Add(new((pending, f == input.Frames.Count - 1), modelInput));
             }
             return cases;
         }
-        catch (NotAnImageException e)
+        catch (Exception e) when (CaseWriter.FailureOf(e) is { } failure)
         {
-            report(new ItemResult(path, ItemOutcome.Skipped, e.Reason), null, true);
-        }
-        catch (ImageDecodeException e)
-        {
-            report(new ItemResult(path, ItemOutcome.Failed, e.Reason), null, true);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            report(new ItemResult(path, ItemOutcome.Failed, $"cannot be read: {e.Message}"), null, true);
-        }
-        catch (Exception e) when (e is not OperationCanceledException)
-        {
-            // A decoder bug must cost one file, not an hours-long bulk job; the type and message say where to look.
-            report(new ItemResult(path, ItemOutcome.Failed, $"internal error while decoding ({e.GetType().Name}: {e.Message}); please report it"), null, true);
+            report(new ItemResult(path, failure.Outcome, failure.Reason), null, true);
         }
         return [];
     }
@@ -228,85 +208,21 @@ public static class IndexJob
     private static bool IsUnchanged(Collection collection, string key, byte[] sha, LabelsFile? labels, string path,
         Action<ItemResult, string?, bool> report)
     {
-        if (!collection.TryGetCase(CaseId.FromKey(key), out var stored) || stored.Key != key
-            || stored.ModelId != collection.ModelId || !stored.ContentSha256.Span.SequenceEqual(sha))
-            return false;
-        var annotation = labels?.Find(key);
-        if (annotation is null || SameAnnotation(stored, annotation))
-        {
-            report(new ItemResult(path, ItemOutcome.Unchanged), key, true);
-        }
-        else
-        {
-            var updated = stored.Clone();
-            ApplyAnnotation(updated, annotation, stored.Metadata);
-            collection.Annotate(updated);
-            report(new ItemResult(path, ItemOutcome.Updated, "labels or metadata changed"), key, true);
-        }
+        if (CaseWriter.Reuse(collection, key, sha, labels?.Find(key)) is not { } outcome) return false;
+        report(new ItemResult(path, outcome, outcome == ItemOutcome.Updated ? CaseWriter.LabelsChanged : null), key, true);
         return true;
     }
 
-    private static void Commit(Collection collection, IReadOnlyList<(PendingCase Case, bool LastOfFile)> batch, float[] vectors,
+    private static void Commit(Collection collection, IReadOnlyList<(CaseDraft Case, bool LastOfFile)> batch, float[] vectors,
         Action<ItemResult, string?, bool> report)
     {
         long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         for (int i = 0; i < batch.Count; i++)
         {
             var (item, last) = batch[i];
-            ulong id = CaseId.FromKey(item.Key);
-            bool existed = collection.TryGetCase(id, out var previous);
-            var record = new CaseRecord
-            {
-                Id = id,
-                Key = item.Key,
-                Source = item.Path,
-                ModelId = collection.ModelId,
-                ContentSha256 = Google.Protobuf.ByteString.CopyFrom(item.Sha256),
-                IndexedUnixMs = now,
-                Width = item.Width,
-                Height = item.Height,
-            };
-            record.Embedding.Add(vectors.AsSpan(i * collection.Dimensions, collection.Dimensions).ToArray());
-            if (item.Annotation is not null) ApplyAnnotation(record, item.Annotation, item.Facts);
-            else
-            {
-                // No labels.csv row this time: keep the labels an earlier run recorded rather than erase them.
-                foreach (var (key, value) in item.Facts) record.Metadata[key] = value;
-                if (previous is not null)
-                {
-                    record.Labels.Add(previous.Labels);
-                    foreach (var (key, value) in previous.Metadata) record.Metadata.TryAdd(key, value);
-                }
-            }
-            try
-            {
-                collection.Put(record);
-                var reason = !existed ? null
-                    : previous!.Source == item.Path ? "file content changed"
-                    : $"same key {item.Key} as {previous.Source}, which it replaces";
-                report(new ItemResult(item.Path, existed ? ItemOutcome.Updated : ItemOutcome.Indexed, reason), item.Key, last);
-            }
-            catch (CollectionException e)
-            {
-                report(new ItemResult(item.Path, ItemOutcome.Failed, e.Message), null, last);
-            }
+            var (outcome, reason) = CaseWriter.Store(collection, item, vectors.AsSpan(i * collection.Dimensions, collection.Dimensions), now);
+            report(new ItemResult(item.Source, outcome, reason), outcome == ItemOutcome.Failed ? null : item.Key, last);
         }
-    }
-
-    private static bool SameAnnotation(CaseRecord stored, CaseAnnotation annotation) =>
-        stored.Labels.SequenceEqual(annotation.Labels)
-        && annotation.Metadata.All(p => stored.Metadata.TryGetValue(p.Key, out var v) && v == p.Value);
-
-    /// <summary>Labels from labels.csv; metadata = the file's own facts, then the CSV's columns (a curator's word wins).</summary>
-    private static void ApplyAnnotation(CaseRecord record, CaseAnnotation annotation, IEnumerable<KeyValuePair<string, string>> facts)
-    {
-        var merged = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var (key, value) in facts) merged[key] = value;
-        foreach (var (key, value) in annotation.Metadata) merged[key] = value;
-        record.Labels.Clear();
-        record.Labels.Add(annotation.Labels);
-        record.Metadata.Clear();
-        record.Metadata.Add(merged);
     }
 
     private static byte[] ReadHead(string path)

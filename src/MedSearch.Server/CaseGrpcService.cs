@@ -5,7 +5,7 @@ using MedSearch.Protocol.V1;
 namespace MedSearch.Server;
 
 /// <summary>Stored cases as such: get, relabel, delete; ingest is in CaseGrpcService.Ingest.cs.</summary>
-public sealed partial class CaseGrpcService(Collection collection) : CaseService.CaseServiceBase
+public sealed partial class CaseGrpcService(Collection collection, InferenceGate inference) : CaseService.CaseServiceBase
 {
     public override Task<DeleteResponse> Delete(DeleteRequest request, ServerCallContext context)
     {

@@ -2,13 +2,47 @@ using MedSearch.Engine;
 
 namespace MedSearch.Server;
 
-/// <summary>Settings of `medsearch serve`, bound from the command line (and later from configuration).</summary>
+/// <summary>Settings of `medsearch serve`, bound from the command line and environment variables.</summary>
 public sealed class ServerOptions
 {
     public const string DefaultUrls = "http://127.0.0.1:5080";
+    public const string KeysEnvironmentVariable = "MEDSEARCH_KEYS";
+    public const string TlsCertificateEnvironmentVariable = "MEDSEARCH_TLS_CERT";
+    public const string TlsKeyEnvironmentVariable = "MEDSEARCH_TLS_KEY";
+    public const string TlsClientCaEnvironmentVariable = "MEDSEARCH_TLS_CLIENT_CA";
+    public const string AuditFileEnvironmentVariable = "MEDSEARCH_AUDIT_FILE";
+    public const string MetricsUrlsEnvironmentVariable = "MEDSEARCH_METRICS_URLS";
 
     public required string DataPath { get; init; }
+
+    /// <summary>gRPC listeners, ';'-separated: http:// is HTTP/2 only (h2c), https:// also HTTP/1.1.</summary>
     public string Urls { get; init; } = DefaultUrls;
+
+    /// <summary>
+    /// Extra HTTP/1.1-only listeners for callers that cannot speak h2c (gRPC-Web from browsers, JSON over plain
+    /// HTTP): Kestrel cannot offer HTTP/1.1 and cleartext HTTP/2 on one port.
+    /// </summary>
+    public string? Http1Urls { get; init; }
+
+    /// <summary>HTTP/1.1 listeners that serve only the Prometheus scrape endpoint /metrics, without API keys.</summary>
+    public string? MetricsUrls { get; init; }
+
+    /// <summary>The API keys file (see `medsearch keys`); when set, every call but health and reflection needs a key.</summary>
+    public string? KeysPath { get; init; }
+
+    /// <summary>PEM certificate (chain) and private key for https:// listeners.</summary>
+    public string? TlsCertificatePath { get; init; }
+    public string? TlsKeyPath { get; init; }
+
+    /// <summary>PEM certificate(s) of the authority whose client certificates are accepted; set = mutual TLS.</summary>
+    public string? TlsClientCaPath { get; init; }
+
+    /// <summary>A file that receives the audit log too, one JSON object per line (appended).</summary>
+    public string? AuditPath { get; init; }
+
+    /// <summary>Console logs as JSON objects (one per line) instead of text.</summary>
+    public bool JsonLogs { get; init; }
+
     public CollectionOptions Collection { get; init; } = new();
 
     /// <summary>Bounds on concurrent query-image embedding (see <see cref="InferenceGate"/>).</summary>
@@ -17,3 +51,6 @@ public sealed class ServerOptions
     /// <summary>Largest request accepted: an uncompressed multi-frame DICOM can be large, but not unbounded.</summary>
     public int MaxRequestBytes { get; init; } = 256 * 1024 * 1024;
 }
+
+/// <summary>A server setting that cannot work; the message names the option and says why.</summary>
+public sealed class ServerOptionsException(string message) : Exception(message);
