@@ -135,9 +135,9 @@ public sealed class SearchEndToEndTests(IndexedCollectionFixture fixture) : ICla
         await Expect(StatusCode.InvalidArgument, "empty (0 bytes)", new SearchRequest { Image = ByteString.Empty });
         await Expect(StatusCode.InvalidArgument, "not a PNG, JPEG or DICOM", new SearchRequest { Image = ByteString.CopyFromUtf8("patient notes, not pixels") });
         await Expect(StatusCode.InvalidArgument, "truncated", new SearchRequest { Image = ByteString.CopyFrom(png, 0, png.Length / 2), ImageName = "half.png" });
-        await Expect(StatusCode.InvalidArgument, "k must be between 1 and 1000, got 0", new SearchRequest { Image = ByteString.CopyFrom(png), K = 0 });
-        await Expect(StatusCode.InvalidArgument, "k must be between 1 and 1000, got -3", new SearchRequest { Image = ByteString.CopyFrom(png), K = -3 });
-        await Expect(StatusCode.InvalidArgument, "k must be between 1 and 1000, got 1001", new SearchRequest { Image = ByteString.CopyFrom(png), K = 1001 });
+        await Expect(StatusCode.InvalidArgument, "k: must be between 1 and 1000, got 0", new SearchRequest { Image = ByteString.CopyFrom(png), K = 0 });
+        await Expect(StatusCode.InvalidArgument, "k: must be between 1 and 1000, got -3", new SearchRequest { Image = ByteString.CopyFrom(png), K = -3 });
+        await Expect(StatusCode.InvalidArgument, "k: must be between 1 and 1000, got 1001", new SearchRequest { Image = ByteString.CopyFrom(png), K = 1001 });
         await Expect(StatusCode.InvalidArgument, "query: set `image`", new SearchRequest { K = 5 });
         await Expect(StatusCode.NotFound, "no stored case", new SearchRequest { CaseId = "file:nope.png" });
 
@@ -192,7 +192,7 @@ public sealed class SearchEndToEndTests(IndexedCollectionFixture fixture) : ICla
 
         var badK = await MedSearchProcess.RunAsync(TimeSpan.FromMinutes(2), "query", ImagePath(5), "--server", server.Address, "-k", "0");
         Assert.Equal(1, badK.ExitCode);
-        Assert.Contains("InvalidArgument: k must be between 1 and 1000, got 0", badK.Error);
+        Assert.Contains("InvalidArgument: k: must be between 1 and 1000, got 0", badK.Error);
 
         var second = await MedSearchProcess.RunAsync(TimeSpan.FromMinutes(2), "index", fixture.Images, "--data", fixture.Data);
         Assert.True(second.ExitCode == 1, second.ToString());
