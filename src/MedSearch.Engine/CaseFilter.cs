@@ -27,25 +27,35 @@ public sealed record CaseFilter
 
     public static CaseFilter None { get; } = new();
 
-    public bool IsEmpty =>
-        Modalities.Count == 0 && BodyParts.Count == 0 && ViewPositions.Count == 0 && Lateralities.Count == 0 && Sexes.Count == 0
-        && MinAge is null && MaxAge is null && StudyDateFrom is null && StudyDateTo is null
-        && LabelsAny.Count == 0 && LabelsAll.Count == 0 && LabelsNone.Count == 0 && Metadata.Count == 0;
+    /// <summary>True when some condition besides <see cref="Metadata"/> is set, i.e. the catalog has something to test.</summary>
+    public bool HasCatalogConditions =>
+        Modalities.Count > 0 || BodyParts.Count > 0 || ViewPositions.Count > 0 || Lateralities.Count > 0 || Sexes.Count > 0
+        || MinAge is not null || MaxAge is not null || StudyDateFrom is not null || StudyDateTo is not null
+        || LabelsAny.Count > 0 || LabelsAll.Count > 0 || LabelsNone.Count > 0;
 
     /// <summary>The conditions on catalogued facts (everything but <see cref="Metadata"/>).</summary>
+    /// <remarks>Runs for every node a filtered graph search visits: loops, no delegates.</remarks>
     public bool Matches(CatalogEntry e) =>
         AnyOf(Modalities, e.Modality) && AnyOf(BodyParts, e.BodyPart) && AnyOf(ViewPositions, e.ViewPosition)
         && AnyOf(Lateralities, e.Laterality) && AnyOf(Sexes, e.Sex)
         && (MinAge is null || e.Age >= MinAge) && (MaxAge is null || e.Age <= MaxAge)
         && (StudyDateFrom is null || e.StudyDate >= StudyDateFrom) && (StudyDateTo is null || e.StudyDate <= StudyDateTo)
-        && (LabelsAny.Count == 0 || LabelsAny.Any(e.Labels.Contains))
-        && LabelsAll.All(e.Labels.Contains)
-        && !LabelsNone.Any(e.Labels.Contains);
+        && (LabelsAny.Count == 0 || CountIn(LabelsAny, e.Labels) > 0)
+        && CountIn(LabelsAll, e.Labels) == LabelsAll.Count
+        && CountIn(LabelsNone, e.Labels) == 0;
 
-    /// <summary>Every condition, on the stored record itself: what a returned neighbour is held to.</summary>
-    public bool Matches(CaseRecord record) =>
-        Matches(CatalogEntry.From(record))
-        && Metadata.All(m => record.Metadata.TryGetValue(m.Key, out var v) && v == m.Value);
+    /// <summary>How many of <paramref name="wanted"/> the case carries.</summary>
+    private static int CountIn(IReadOnlyList<string> wanted, string[] labels)
+    {
+        int count = 0;
+        for (int i = 0; i < wanted.Count; i++)
+            if (Array.IndexOf(labels, wanted[i]) >= 0) count++;
+        return count;
+    }
+
+    /// <summary>The <see cref="Metadata"/> conditions, which only the stored record can answer.</summary>
+    public bool MatchesMetadata(CaseRecord record) =>
+        Metadata.All(m => record.Metadata.TryGetValue(m.Key, out var v) && v == m.Value);
 
     private static bool AnyOf(IReadOnlyList<string> wanted, string? value)
     {

@@ -49,7 +49,9 @@ public sealed class Collection : IDisposable
     public OperatingPoints OperatingPoints { get; }
 
     /// <summary>Written after every checkpoint: if it exists but the store has no checkpoint, checkpoints were lost.</summary>
-    private string CheckpointMarker => Path.Combine(_directory.Path, "CHECKPOINTED");
+    private string CheckpointMarker => CheckpointMarkerOf(_directory.Path);
+
+    private static string CheckpointMarkerOf(string dataPath) => Path.Combine(dataPath, "CHECKPOINTED");
 
     /// <summary>
     /// Opens (or creates) the collection: locks the directory, prepares the encoder, recovers the store from its
@@ -68,16 +70,15 @@ public sealed class Collection : IDisposable
             CollectionSettings.Reconcile(directory.SettingsFile, encoder, options, log);
 
             store = CaseStore.Open(directory.StorePath, options.Store);
-            var marker = Path.Combine(directory.Path, "CHECKPOINTED");
+            var marker = CheckpointMarkerOf(directory.Path);
             if (store.LastCheckpoint is null && File.Exists(marker))
                 throw new CollectionException(
                     $"data directory {directory.Path} had store checkpoints (last {File.ReadAllText(marker).Trim()}) but {directory.StorePath} has none now: " +
                     "the store's checkpoints are missing or were deleted. Restore the data directory from a backup; refusing to open it as an empty collection");
             var operatingPoints = OperatingPoints.Load(directory.Path);
             var snapshot = new IndexSnapshot(directory.IndexPath, encoder.Dimensions, options.Hnsw);
-            var index = snapshot.LoadOrRebuild(store, encoder.Manifest.ModelId, log);
             var catalog = new CaseCatalog();
-            foreach (var record in store.Scan()) catalog.Set(record);
+            var index = snapshot.LoadOrRebuild(store, encoder.Manifest.ModelId, log, catalog.Set);
             return new Collection(directory, options, encoder, store, snapshot, index, catalog, operatingPoints);
         }
         catch
@@ -102,13 +103,15 @@ public sealed class Collection : IDisposable
     /// Stores or replaces a case and makes it searchable. The store is written first: the index is derived
     /// data and is rebuilt from the store after a crash, never the other way round.
     /// </summary>
-    public void Put(CaseRecord record)
+    public void Put(CaseRecord record) => Put(record, _store.TryGet(record.Id, out var existing) ? existing : null);
+
+    /// <summary><see cref="Put(CaseRecord)"/> for a caller that has just read the stored case of the same id (or found none).</summary>
+    internal void Put(CaseRecord record, CaseRecord? existing)
     {
-        if (record.ModelId != ModelId)
-            throw new ModelMismatchException($"case {record.Key} was embedded with {record.ModelId}, the collection uses {ModelId}");
+        if (record.ModelId != ModelId) throw ModelMismatch(record);
         if (record.Embedding.Count != Dimensions)
             throw new ArgumentException($"case {record.Key} has a {record.Embedding.Count}-d embedding, the collection is {Dimensions}-d", nameof(record));
-        if (_store.TryGet(record.Id, out var existing) && existing.Key != record.Key)
+        if (existing is not null && existing.Key != record.Key)
             throw new CollectionException($"case id {CaseId.Format(record.Id)} of {record.Key} collides with stored {existing.Key}; rename one of them");
         _store.Upsert(record);
         _catalog.Set(record);
@@ -135,8 +138,8 @@ public sealed class Collection : IDisposable
         if (replace && remove.Count > 0)
             throw new ArgumentException("remove: with replace the labels become exactly `add`; give no labels to remove", nameof(remove));
         foreach (var label in add.Concat(remove))
-            if (string.IsNullOrWhiteSpace(label) || label != label.Trim())
-                throw new ArgumentException($"labels: `{label}` is empty or has surrounding spaces", nameof(add));
+            if (CaseAnnotation.LabelProblem(label) is { } problem)
+                throw new ArgumentException(problem, nameof(add));
         var record = FindCase(idOrKey).Clone();
         var labels = replace ? [] : record.Labels.ToList();
         labels.RemoveAll(remove.Contains);
@@ -149,13 +152,19 @@ public sealed class Collection : IDisposable
         return record;
     }
 
+    /// <summary>By id or key, then as a SOP Instance UID.</summary>
+    private bool TryFindAny(string idKeyOrUid, [NotNullWhen(true)] out CaseRecord? record) =>
+        TryFindCase(idKeyOrUid, out record) || TryFindCase(CaseId.SopKey(idKeyOrUid), out record);
+
+    private ModelMismatchException ModelMismatch(CaseRecord record) =>
+        new($"case {record.Key} was embedded with {record.ModelId}, the collection uses {ModelId}");
+
     /// <summary>A stored case by its 16-hex-digit id, its key or its SOP Instance UID.</summary>
     /// <exception cref="CaseNotFoundException">No such case.</exception>
     public CaseRecord FindCase(string idOrKey)
     {
         var text = idOrKey.Trim();
-        if (text.Length > 0 && (TryFindCase(text, out var record) || TryFindCase(CaseId.SopKey(text), out record)))
-            return record;
+        if (text.Length > 0 && TryFindAny(text, out var record)) return record;
         throw new CaseNotFoundException($"no stored case has id, key or SOP Instance UID `{idOrKey}`");
     }
 
@@ -183,8 +192,7 @@ public sealed class Collection : IDisposable
     public Query CaseQuery(string idOrKey)
     {
         var record = FindCase(idOrKey);
-        if (record.ModelId != ModelId)
-            throw new ModelMismatchException($"case {record.Key} was embedded with {record.ModelId}, the collection uses {ModelId}");
+        if (record.ModelId != ModelId) throw ModelMismatch(record);
         return new Query(record.Embedding.ToArray(), record.Metadata.GetValueOrDefault("patient_hash"),
             record.Metadata.GetValueOrDefault("study_instance_uid"), record.Id);
     }
@@ -243,7 +251,9 @@ public sealed class Collection : IDisposable
                 if (keys[i] == excluded) continue;
                 // A case deleted between the index hit and this read is simply not a neighbour any more.
                 if (!_store.TryGet(keys[i], out var record)) continue;
-                if (!admission.Admits(CatalogEntry.From(record)) || !options.Filter.Matches(record)) continue;
+                // Held to the stored record, not the catalog: the two may differ while a write is in flight.
+                if (filter is not null && !admission.Admits(CatalogEntry.From(record))) continue;
+                if (!options.Filter.MatchesMetadata(record)) continue;
                 if (studies is not null && record.Metadata.TryGetValue("study_instance_uid", out var study) && !studies.Add(study)) continue;
                 neighbours.Add(new Neighbour(neighbours.Count + 1, similarities[i], record));
             }
@@ -262,11 +272,10 @@ public sealed class Collection : IDisposable
         return new Classification(labels, result.Neighbours, result.UnlabelledNeighbours, ModelId);
     }
 
-    /// <summary>Counts of the stored cases by modality and label, for Stats.</summary>
+    /// <summary>Counts of the stored cases by modality and label, the index settings and the sizes on disk, for Stats.</summary>
     public CollectionStats Stats()
     {
         var byModality = new SortedDictionary<string, long>(StringComparer.Ordinal);
-        var byLabel = new SortedDictionary<string, long>(StringComparer.Ordinal);
         long cases = 0, unlabelled = 0;
         foreach (var (_, entry) in _catalog.Entries)
         {
@@ -274,11 +283,19 @@ public sealed class Collection : IDisposable
             var modality = entry.Modality ?? CollectionStats.Unknown;
             byModality[modality] = byModality.GetValueOrDefault(modality) + 1;
             if (entry.Labels.Length == 0) unlabelled++;
+        }
+        return new CollectionStats(cases, byModality, LabelCounts(), unlabelled, _options.Hnsw, _index.Count, _index.MemoryUsage,
+            DirectoryBytes(_directory.StorePath), DirectoryBytes(_directory.IndexPath));
+    }
+
+    /// <summary>Every label in use and how many cases carry it, in label order.</summary>
+    public IReadOnlyDictionary<string, long> LabelCounts()
+    {
+        var byLabel = new SortedDictionary<string, long>(StringComparer.Ordinal);
+        foreach (var (_, entry) in _catalog.Entries)
             foreach (var label in entry.Labels.Distinct(StringComparer.Ordinal))
                 byLabel[label] = byLabel.GetValueOrDefault(label) + 1;
-        }
-        return new CollectionStats(cases, byModality, byLabel, unlabelled, _options.Hnsw, _index.Count, _index.MemoryUsage,
-            DirectoryBytes(_directory.StorePath), DirectoryBytes(_directory.IndexPath));
+        return byLabel;
     }
 
     private static long DirectoryBytes(string path) =>
@@ -325,7 +342,7 @@ public sealed class Collection : IDisposable
         List<CaseRecord> victims;
         if (scope == DeleteScope.Case)
         {
-            victims = TryFindCase(value, out var one) || TryFindCase(CaseId.SopKey(value), out one) ? [one] : [];
+            victims = TryFindAny(value, out var one) ? [one] : [];
         }
         else
         {

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using MedSearch.Index;
 using MedSearch.Storage;
+using MedSearch.Storage.Records;
 
 namespace MedSearch.Engine;
 
@@ -20,17 +21,25 @@ internal sealed class IndexSnapshot(string directory, int dimensions, HnswOption
 
     private sealed record Tag(Guid Checkpoint, long Position, long Count, string ModelId, int Dimensions);
 
-    public IVectorIndex LoadOrRebuild(CaseStore store, string modelId, Action<string> log)
+    /// <summary>
+    /// The saved index, or one rebuilt from the store. <paramref name="visit"/> sees every stored record once,
+    /// from the rebuild's own scan when there is one: at a million cases a scan of the store takes a while.
+    /// </summary>
+    public IVectorIndex LoadOrRebuild(CaseStore store, string modelId, Action<string> log, Action<CaseRecord> visit)
     {
         var reason = TryLoad(store, modelId, out var loaded);
-        if (loaded is not null) return loaded;
+        if (loaded is not null)
+        {
+            foreach (var record in store.Scan()) visit(record);
+            return loaded;
+        }
 
         if (store.Count > 0) log($"index: rebuilding from {store.Count:N0} stored cases ({reason})");
-        return Build(store, log);
+        return Build(store, log, visit);
     }
 
-    /// <summary>A new index holding exactly the store's live records.</summary>
-    public IVectorIndex Build(CaseStore store, Action<string> log)
+    /// <summary>A new index holding exactly the store's live records, each also shown to <paramref name="visit"/>.</summary>
+    public IVectorIndex Build(CaseStore store, Action<string> log, Action<CaseRecord>? visit = null)
     {
         const int Chunk = 4096;
         var watch = Stopwatch.StartNew();
@@ -49,6 +58,7 @@ internal sealed class IndexSnapshot(string directory, int dimensions, HnswOption
         }
         foreach (var record in store.Scan())
         {
+            visit?.Invoke(record);
             keys[filled] = record.Id;
             record.Embedding.CopyTo(vectors, filled * dimensions);
             if (++filled == Chunk) Flush();

@@ -3,7 +3,12 @@ using System.Text;
 namespace MedSearch.Engine;
 
 /// <summary>Labels and metadata for one case from labels.csv.</summary>
-public sealed record CaseAnnotation(IReadOnlyList<string> Labels, IReadOnlyDictionary<string, string> Metadata);
+public sealed record CaseAnnotation(IReadOnlyList<string> Labels, IReadOnlyDictionary<string, string> Metadata)
+{
+    /// <summary>What is wrong with a label a caller gives ("labels: ..."), or null: labels are matched exactly, so stray spaces would split one label in two.</summary>
+    public static string? LabelProblem(string label) =>
+        string.IsNullOrWhiteSpace(label) || label != label.Trim() ? $"labels: `{label}` is empty or has surrounding spaces" : null;
+}
 
 /// <summary>
 /// labels.csv: a header row; a `path` column (relative to the indexed folder) or a `sop_instance_uid` column;

@@ -168,8 +168,8 @@ public static class ReindexJob
     private static List<EmbeddingPipeline<OldCase>.Prepared> Prepare(Collection collection, EmbeddingPipeline<OldCase> pipeline,
         OldCase old, FrameSelection frames, Action<ItemResult?, bool> done)
     {
-        if (collection.TryGetCase(old.Id, out var existing) && existing.Key == old.Key && existing.ModelId == collection.ModelId
-            && existing.ContentSha256.Span.SequenceEqual(old.Sha256))
+        // Done by an earlier, interrupted run: the same bytes already embedded by the new model.
+        if (CaseWriter.Reuse(collection, old.Key, old.Sha256, annotation: null) is not null)
         {
             done(null, false);
             return [];
@@ -199,17 +199,13 @@ public static class ReindexJob
             }
             return [new(old, pipeline.Preprocess(frame.Image))];
         }
-        catch (ImageDecodeException e)
-        {
-            done(Failure(e.Reason), false);
-        }
         catch (ArgumentException e)
         {
-            done(Failure($"cannot be embedded: {e.Message}"), false);
+            done(Failure(CaseWriter.NotEmbeddable(e)), false);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is ImageDecodeException or IOException or UnauthorizedAccessException)
         {
-            done(Failure($"cannot be read: {e.Message}"), false);
+            done(Failure(CaseWriter.FailureOf(e)!.Value.Reason), false);
         }
         return [];
     }

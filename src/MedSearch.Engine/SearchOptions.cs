@@ -26,7 +26,7 @@ internal sealed class Admission(CaseCatalog catalog, CaseFilter filter, ulong ex
     : Index.IKeyFilter
 {
     /// <summary>True when nothing but the query case is left out (that one is skipped in the hits instead).</summary>
-    public bool AdmitsAll => filter.IsEmpty && excludedPatient is null && excludedStudy is null;
+    public bool AdmitsAll => !filter.HasCatalogConditions && excludedPatient is null && excludedStudy is null;
 
     public bool Accepts(ulong key) => key != excludedCase && catalog.TryGet(key, out var entry) && Admits(entry);
 

@@ -35,11 +35,13 @@ internal static class Calls
         }
         catch (ArgumentException e)
         {
-            // ArgumentException.Message appends " (Parameter 'x')"; the message already names the field.
-            var message = e.ParamName is { } name ? e.Message.Replace($" (Parameter '{name}')", "", StringComparison.Ordinal) : e.Message;
-            throw Invalid(Named(message));
+            throw Invalid(Named(Reason(e)));
         }
     }
+
+    /// <summary>The message without the " (Parameter 'x')" that ArgumentException appends: our messages name the field already.</summary>
+    private static string Reason(ArgumentException e) =>
+        e.ParamName is { } name ? e.Message.Replace($" (Parameter '{name}')", "", StringComparison.Ordinal) : e.Message;
 
     public static CaseFilter ToFilter(Filter? filter, string prefix)
     {
@@ -64,7 +66,7 @@ internal static class Calls
             }
             catch (ArgumentException e)
             {
-                throw Invalid(e.Message.Replace($" (Parameter '{e.ParamName}')", "", StringComparison.Ordinal));
+                throw Invalid(Reason(e));
             }
         }
         var result = new CaseFilter

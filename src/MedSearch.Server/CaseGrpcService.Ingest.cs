@@ -111,8 +111,8 @@ public sealed partial class CaseGrpcService
             return $"name: {request.Name.Length} characters, at most {MaxIngestNameLength} are accepted";
         if (request.File.IsEmpty) return "file: empty (0 bytes)";
         foreach (var label in request.Labels)
-            if (string.IsNullOrWhiteSpace(label) || label != label.Trim())
-                return $"labels: `{label}` is empty or has surrounding spaces";
+            if (CaseAnnotation.LabelProblem(label) is { } problem)
+                return problem;
         foreach (var key in request.Metadata.Keys)
             if (string.IsNullOrWhiteSpace(key) || key != key.Trim())
                 return $"metadata: key `{key}` is empty or has surrounding spaces";

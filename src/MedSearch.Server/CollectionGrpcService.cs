@@ -36,7 +36,7 @@ public sealed class CollectionGrpcService(Collection collection) : CollectionSer
     public override Task<ListLabelsResponse> ListLabels(ListLabelsRequest request, ServerCallContext context)
     {
         var response = new ListLabelsResponse();
-        foreach (var (label, cases) in collection.Stats().CasesByLabel)
+        foreach (var (label, cases) in collection.LabelCounts())
             response.Labels.Add(new LabelCount { Label = label, Cases = cases });
         return Task.FromResult(response);
     }
