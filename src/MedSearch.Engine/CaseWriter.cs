@@ -8,8 +8,14 @@ namespace MedSearch.Engine;
 /// <param name="Source">Where the image came from (a path, an upload's name), kept with the case and named in results.</param>
 /// <param name="Annotation">The caller's labels and metadata; null when none were given, which keeps a stored case's labels.</param>
 /// <param name="Facts">The file's own facts (<see cref="CaseFacts.From"/>).</param>
+/// <param name="Thumbnail">A PNG of the embedded image, longest side at most 128 pixels.</param>
 public sealed record CaseDraft(string Key, string Source, byte[] Sha256, int Width, int Height, CaseAnnotation? Annotation,
-    IReadOnlyDictionary<string, string> Facts);
+    IReadOnlyDictionary<string, string> Facts, byte[] Thumbnail)
+{
+    /// <summary>The draft of <paramref name="image"/>; made where the image is decoded, so the full-size pixels need not wait for the encoder.</summary>
+    public static CaseDraft Of(string key, string source, byte[] sha256, PixelImage image, CaseAnnotation? annotation, IReadOnlyDictionary<string, string> facts) =>
+        new(key, source, sha256, image.Width, image.Height, annotation, facts, image.ToThumbnailPng());
+}
 
 /// <summary>What became of one uploaded file; <paramref name="Key"/> is set when a case holds it (stored, updated or unchanged).</summary>
 public sealed record IngestItemResult(ItemOutcome Outcome, string? Key, string? Reason = null);
@@ -62,6 +68,7 @@ public static class CaseWriter
             IndexedUnixMs = indexedUnixMs,
             Width = draft.Width,
             Height = draft.Height,
+            Thumbnail = Google.Protobuf.ByteString.CopyFrom(draft.Thumbnail),
         };
         record.Embedding.Add(embedding.ToArray());
         if (draft.Annotation is not null) ApplyAnnotation(record, draft.Annotation, draft.Facts);
@@ -77,7 +84,7 @@ public static class CaseWriter
         }
         try
         {
-            collection.Put(record);
+            collection.Put(record, previous);
         }
         catch (CollectionException e)
         {
@@ -132,7 +139,7 @@ public static class CaseWriter
         {
             return new IngestItemResult(ItemOutcome.Failed, null, NotEmbeddable(e));
         }
-        var draft = new CaseDraft(key, name, sha, image.Width, image.Height, annotation, CaseFacts.From(input));
+        var draft = CaseDraft.Of(key, name, sha, image, annotation, CaseFacts.From(input));
         var (outcome, reason) = Store(collection, draft, embedding, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
         return new IngestItemResult(outcome, outcome == ItemOutcome.Failed ? null : key, reason);
     }

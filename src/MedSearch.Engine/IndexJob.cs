@@ -189,7 +189,7 @@ public static class IndexJob
                     report(new ItemResult(name, ItemOutcome.Failed, CaseWriter.NotEmbeddable(e)), null, true);
                     return [];
                 }
-                var pending = new CaseDraft(key, name, sha, frame.Image.Width, frame.Image.Height, annotation, facts);
+                var pending = CaseDraft.Of(key, name, sha, frame.Image, annotation, facts);
                 cases.Add(new((pending, f == input.Frames.Count - 1), modelInput));
             }
             return cases;

@@ -74,6 +74,25 @@ public sealed class SearchEndToEndTests(IndexedCollectionFixture fixture) : ICla
     }
 
     [SharedDataFact(Data)]
+    public async Task Thumbnails_come_with_the_hits_only_when_asked_and_show_the_stored_image()
+    {
+        await using var server = await fixture.StartServerAsync();
+        var client = Client(server, out var channel);
+        using var _ = channel;
+        var bytes = await File.ReadAllBytesAsync(ImagePath(3));
+        var plain = await client.SearchAsync(new SearchRequest { Image = ByteString.CopyFrom(bytes), K = 5 });
+        Assert.All(plain.Neighbours, n => Assert.True(n.Thumbnail.IsEmpty));
+
+        var withThumbnails = await client.SearchAsync(new SearchRequest { Image = ByteString.CopyFrom(bytes), K = 5, IncludeThumbnails = true });
+        Assert.All(withThumbnails.Neighbours, n => Assert.Equal(Imaging.ImageFormat.Png, Imaging.ImageReader.Detect(n.Thumbnail.Span)));
+        // BreastMNIST images are 28x28, under the thumbnail size: the thumbnail holds the image's own pixels.
+        var thumbnail = Imaging.ImageReader.Read(withThumbnails.Neighbours[0].Thumbnail.Memory, "thumbnail").Frames.Single().Image;
+        var original = Imaging.ImageReader.Read(bytes, "original").Frames.Single().Image;
+        Assert.Equal((original.Width, original.Height), (thumbnail.Width, thumbnail.Height));
+        Assert.Equal(original.Pixels, thumbnail.Pixels);
+    }
+
+    [SharedDataFact(Data)]
     public async Task Search_by_stored_case_id_can_leave_the_case_out()
     {
         await using var server = await fixture.StartServerAsync();

@@ -68,6 +68,33 @@ public class ImageReaderTests
         for (int x = 0; x < 40; x++) Assert.InRange(image.Pixels[5 * 40 + x], x * 6 - 4f, x * 6 + 4f);
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(3)]
+    public void Thumbnail_is_a_png_of_block_averages_at_most_128_pixels_long(int channels)
+    {
+        // 300x200: blocks of 3x3 give 100x67, the last row of blocks 2 pixels high.
+        var pixels = new float[300 * 200 * channels];
+        for (int y = 0; y < 200; y++)
+        for (int x = 0; x < 300; x++)
+        for (int c = 0; c < channels; c++)
+            pixels[(y * 300 + x) * channels + c] = (x + 2 * y + 40 * c) % 256;
+        var image = new PixelImage(300, 200, channels, pixels);
+
+        var png = image.ToThumbnailPng();
+        Assert.Equal(ImageFormat.Png, ImageReader.Detect(png));
+        var thumbnail = Decode(png, "thumbnail.png");
+        Assert.Equal((100, 67, channels), (thumbnail.Width, thumbnail.Height, thumbnail.Channels));
+        foreach (var (blockX, blockY) in new[] { (0, 0), (37, 20), (99, 66) })
+        for (int c = 0; c < channels; c++)
+        {
+            var block = from y in Enumerable.Range(blockY * 3, Math.Min(3, 200 - blockY * 3))
+                        from x in Enumerable.Range(blockX * 3, 3)
+                        select pixels[(y * 300 + x) * channels + c];
+            Assert.Equal(MathF.Round(block.Average()), thumbnail.Pixels[(blockY * 100 + blockX) * channels + c]);
+        }
+    }
+
     [Fact]
     public void Preview_rounds_and_clamps_to_bytes()
     {
