@@ -4,8 +4,8 @@ namespace MedSearch.Cli;
 
 public static class DeleteCommand
 {
-    private const string Help = """
-        usage: medsearch delete (--case ID | --series UID | --study UID | --patient-id ID | --patient-hash HASH) [--data DIR]
+    private const string Help = $"""
+        usage: medsearch delete (--case ID | --series UID | --study UID | --patient-id ID | --patient-hash HASH) [--data DIR] [--model M]
 
         Deletes a case, or every case of a series, study or patient, from the data directory (stop `serve` on it
         first, or use the gRPC CaseService.Delete of the running server). When it returns, the cases are out of the
@@ -20,6 +20,7 @@ public static class DeleteCommand
           --patient-hash H    every case whose metadata patient_hash is H
         options:
           --data DIR          data directory (default: $MEDSEARCH_DATA, else ./index-data)
+        {EncoderArguments.ModelAndDeviceHelp}
 
         exit status: 0 deleted (or nothing matched: says so), 1 the collection could not be opened, 2 bad usage
         """;
@@ -32,7 +33,8 @@ public static class DeleteCommand
 
     public static Task<int> RunAsync(string[] args)
     {
-        var line = CommandLine.Parse(args, Selectors.Select(s => s.Option).Append("--data").ToHashSet(), new HashSet<string>());
+        var line = CommandLine.Parse(args, Selectors.Select(s => s.Option).Concat(["--data", EncoderArguments.Model, EncoderArguments.Device]).ToHashSet(),
+            new HashSet<string>());
         if (line.Help) { Console.Out.Write(Help); return Task.FromResult(Program.Ok); }
         if (line.Positional.Count != 0) throw new UsageException($"takes no positional arguments, got `{line.Positional[0]}`");
         var chosen = Selectors.Where(s => line.Has(s.Option)).ToList();
@@ -42,7 +44,8 @@ public static class DeleteCommand
         if (value.Length == 0) throw new UsageException($"{option} is empty");
 
         var dataPath = DataDirectory.Resolve(line.Get("--data"));
-        using var collection = Collection.Open(dataPath, new CollectionOptions(), message => Console.Out.WriteLine(message));
+        // The collection opens only with the model it was built with, so a custom model must be named here too.
+        using var collection = Collection.Open(dataPath, EncoderArguments.Options(line), message => Console.Out.WriteLine(message));
         var deleted = collection.Delete(scope, value);
         // The Patient ID itself is never echoed: logs and terminals are not where identifiers belong.
         var what = scope == DeleteScope.Patient ? "--patient-id (hashed)" : $"{option} {value}";

@@ -99,6 +99,15 @@ public sealed class ModelEndToEndTests : IDisposable
 
         var serve = Assert.Throws<ModelMismatchException>(() => MedSearchServer.Build(new ServerOptions { DataPath = data, Urls = "http://127.0.0.1:0" }));
         Assert.Contains("(512-d, the built-in ResNet18)", serve.Message);
+
+        // Deleting (a patient's withdrawal, say) works on such a collection when its model is named, as for index.
+        var key = CaseId.FileKey("train/0007.png");
+        var refused = await MedSearchProcess.RunAsync(TimeSpan.FromMinutes(1), "delete", "--case", key, "--data", data);
+        Assert.True(refused.ExitCode == 1, refused.ToString());
+        Assert.Contains($"--model {manifestPath}", refused.Error);
+        var delete = await MedSearchProcess.RunAsync(TimeSpan.FromMinutes(1), "delete", "--case", key, "--data", data, "--model", ModelFolder, "--device", "cpu");
+        Assert.True(delete.ExitCode == 0, delete.ToString());
+        Assert.Contains($"deleted 1 case(s) matching --case {key}; {count - 1} cases remain", delete.Output);
     }
 
     [SharedDataFact(Data)]
