@@ -47,14 +47,15 @@ static int List(string oracle, string root)
     return 0;
 }
 
-static string Group(string transferSyntax) => transferSyntax switch
+static string Group(string transferSyntax) => TransferSyntax.Lookup(transferSyntax) switch
 {
-    "1.2.840.10008.1.2" or "1.2.840.10008.1.2.1" or "1.2.840.10008.1.2.1.99" or "1.2.840.10008.1.2.2" => "native",
-    "1.2.840.10008.1.2.5" => "RLE",
-    "1.2.840.10008.1.2.4.50" or "1.2.840.10008.1.2.4.51" => "JPEG lossy",
-    "1.2.840.10008.1.2.4.57" or "1.2.840.10008.1.2.4.70" => "JPEG lossless",
-    "1.2.840.10008.1.2.4.80" or "1.2.840.10008.1.2.4.81" => "JPEG-LS",
-    "1.2.840.10008.1.2.4.90" or "1.2.840.10008.1.2.4.91" or "1.2.840.10008.1.2.4.201" or "1.2.840.10008.1.2.4.202" or "1.2.840.10008.1.2.4.203" => "JPEG 2000",
+    { IsKnown: false } => "other",
+    { PixelEncoding: PixelEncoding.Native } => "native",
+    { PixelEncoding: PixelEncoding.Rle } => "RLE",
+    { PixelEncoding: PixelEncoding.Jpeg, IsLossy: true } => "JPEG lossy",
+    { PixelEncoding: PixelEncoding.Jpeg } => "JPEG lossless",
+    { PixelEncoding: PixelEncoding.JpegLs } => "JPEG-LS",
+    { PixelEncoding: PixelEncoding.Jpeg2000 } => "JPEG 2000",
     _ => "other",
 };
 

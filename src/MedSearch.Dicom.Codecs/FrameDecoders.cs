@@ -5,13 +5,6 @@ namespace MedSearch.Dicom.Codecs;
 /// <summary>Which decoder reads the frames of a transfer syntax. Decoders are stateless and safe to share across threads.</summary>
 public static class FrameDecoders
 {
-    private static readonly FrozenSet<string> Native = FrozenSet.Create(
-        StringComparer.Ordinal,
-        "1.2.840.10008.1.2",       // Implicit VR Little Endian
-        "1.2.840.10008.1.2.1",     // Explicit VR Little Endian
-        "1.2.840.10008.1.2.1.99",  // Deflated Explicit VR Little Endian: the dataset is deflated, not the frames
-        "1.2.840.10008.1.2.2");    // Explicit VR Big Endian (retired)
-
     private static readonly FrozenDictionary<string, IFrameDecoder> Decoders = CreateDecoders();
 
     private static FrozenDictionary<string, IFrameDecoder> CreateDecoders()
@@ -48,7 +41,8 @@ public static class FrameDecoders
     {
         // UI values are padded to even length with NUL; readers do not always strip it.
         string uid = transferSyntaxUid.TrimEnd('\0', ' ');
-        if (Native.Contains(uid))
+        // Native syntaxes (the deflated one included: its dataset is deflated, not its frames) need no decoder.
+        if (!TransferSyntax.Lookup(uid).IsEncapsulated)
             return null;
         return Decoders.TryGetValue(uid, out IFrameDecoder? decoder)
             ? decoder

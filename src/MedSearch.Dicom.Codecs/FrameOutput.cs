@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Numerics;
 using System.Runtime.InteropServices;
 
@@ -57,14 +56,30 @@ internal static class FrameOutput
             samples[i] = (samples[i] << shift) >> shift;
     }
 
-    /// <summary>Writes one sample little-endian at its index in the interleaved frame (the slow, general path).</summary>
-    public static void WriteSample(Span<byte> frame, int bytesPerSample, int index, int value)
+    /// <summary>
+    /// Writes one component's samples into the interleaved frame at sample indices first, first + stride, ...:
+    /// each shifted left by <paramref name="shift"/> (a lossless JPEG point transform) and cut to the sample width.
+    /// </summary>
+    public static void WriteStrided<T>(ReadOnlySpan<T> samples, Span<byte> frame, int first, int stride, int bytesPerSample, int shift = 0)
+        where T : unmanaged, IBinaryInteger<T>
     {
+        // Host order again, as in SignExtend: linux-x64 is little-endian like the output.
         switch (bytesPerSample)
         {
-            case 1: frame[index] = (byte)value; break;
-            case 2: BinaryPrimitives.WriteUInt16LittleEndian(frame.Slice(index * 2, 2), (ushort)value); break;
-            default: BinaryPrimitives.WriteInt32LittleEndian(frame.Slice(index * 4, 4), value); break;
+            case 1:
+                for (int x = 0, at = first; x < samples.Length; x++, at += stride)
+                    frame[at] = (byte)(int.CreateTruncating(samples[x]) << shift);
+                break;
+            case 2:
+                Span<ushort> words = MemoryMarshal.Cast<byte, ushort>(frame);
+                for (int x = 0, at = first; x < samples.Length; x++, at += stride)
+                    words[at] = (ushort)(int.CreateTruncating(samples[x]) << shift);
+                break;
+            default:
+                Span<int> dwords = MemoryMarshal.Cast<byte, int>(frame);
+                for (int x = 0, at = first; x < samples.Length; x++, at += stride)
+                    dwords[at] = int.CreateTruncating(samples[x]) << shift;
+                break;
         }
     }
 }

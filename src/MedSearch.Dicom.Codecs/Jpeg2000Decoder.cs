@@ -126,26 +126,7 @@ public sealed class Jpeg2000Decoder : IFrameDecoder
         int pixels = format.Rows * format.Columns;
         int components = format.SamplesPerPixel;
         for (int k = 0; k < components; k++)
-        {
-            var samples = new ReadOnlySpan<int>(image->Components[k].Data, pixels);
-            switch (format.BytesPerSample)
-            {
-                case 1:
-                    for (int i = 0, at = k; i < pixels; i++, at += components)
-                        frame[at] = (byte)samples[i];
-                    break;
-                case 2:
-                    Span<ushort> words = MemoryMarshal.Cast<byte, ushort>(frame);
-                    for (int i = 0, at = k; i < pixels; i++, at += components)
-                        words[at] = (ushort)samples[i];
-                    break;
-                default:
-                    Span<int> dwords = MemoryMarshal.Cast<byte, int>(frame);
-                    for (int i = 0, at = k; i < pixels; i++, at += components)
-                        dwords[at] = samples[i];
-                    break;
-            }
-        }
+            FrameOutput.WriteStrided(new ReadOnlySpan<int>(image->Components[k].Data, pixels), frame, k, components, format.BytesPerSample);
     }
 
     /// <summary>The contiguous codestream box (jp2c) of a JP2 file, or nothing if the boxes do not lead to one.</summary>

@@ -217,29 +217,8 @@ public sealed class JpegLosslessDecoder : IFrameDecoder
     {
         int width = header.SamplesPerLine;
         int stride = header.Components.Length;
-        int shift = scan.PointTransform;
         for (int k = 0; k < scan.Components.Length; k++)
-        {
-            ReadOnlySpan<int> samples = current.Slice(k * width, width);
-            int first = row * width * stride + scan.Components[k];
-            switch (bytesPerSample)
-            {
-                case 1:
-                    for (int x = 0; x < samples.Length; x++)
-                        frame[first + x * stride] = (byte)(samples[x] << shift);
-                    break;
-                case 2:
-                    Span<ushort> words = MemoryMarshal.Cast<byte, ushort>(frame);
-                    for (int x = 0; x < samples.Length; x++)
-                        words[first + x * stride] = (ushort)(samples[x] << shift);
-                    break;
-                default:
-                    Span<int> dwords = MemoryMarshal.Cast<byte, int>(frame);
-                    for (int x = 0; x < samples.Length; x++)
-                        dwords[first + x * stride] = samples[x] << shift;
-                    break;
-            }
-        }
+            FrameOutput.WriteStrided(current.Slice(k * width, width), frame, row * width * stride + scan.Components[k], stride, bytesPerSample, scan.PointTransform);
     }
 
     /// <summary>A scan header (T.81 B.2.3) as lossless coding reads it: Ss is the predictor, Al the point transform.</summary>

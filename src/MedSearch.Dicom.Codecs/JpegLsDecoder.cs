@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Numerics;
 using System.Runtime.InteropServices;
 using MedSearch.Dicom.Codecs.Jpeg;
 using MedSearch.Dicom.Codecs.Native;
@@ -99,17 +100,25 @@ public sealed class JpegLsDecoder : IFrameDecoder
     /// <summary>Interleaves planar output and widens 8-bit samples into larger containers.</summary>
     private static void Rearrange(ReadOnlySpan<byte> decoded, int codecBytes, bool planar, in FrameFormat format, Span<byte> frame)
     {
+        if (codecBytes == 1)
+            Rearrange(decoded, planar, format, frame);
+        else
+            // CharLS writes 16-bit samples in host order, little-endian on linux-x64 (the only target).
+            Rearrange(MemoryMarshal.Cast<byte, ushort>(decoded), planar, format, frame);
+    }
+
+    private static void Rearrange<T>(ReadOnlySpan<T> decoded, bool planar, in FrameFormat format, Span<byte> frame)
+        where T : unmanaged, IBinaryInteger<T>
+    {
+        if (!planar)
+        {
+            // Already interleaved: only the sample width changes.
+            FrameOutput.WriteStrided(decoded, frame, 0, 1, format.BytesPerSample);
+            return;
+        }
         int pixels = format.Rows * format.Columns;
         int components = format.SamplesPerPixel;
-        int outBytes = format.BytesPerSample;
         for (int k = 0; k < components; k++)
-        {
-            for (int i = 0; i < pixels; i++)
-            {
-                int from = planar ? k * pixels + i : i * components + k;
-                int value = codecBytes == 1 ? decoded[from] : decoded[2 * from] | decoded[2 * from + 1] << 8;
-                FrameOutput.WriteSample(frame, outBytes, i * components + k, value);
-            }
-        }
+            FrameOutput.WriteStrided(decoded.Slice(k * pixels, pixels), frame, k, components, format.BytesPerSample);
     }
 }

@@ -29,7 +29,9 @@ internal static class DicomDictionary
         [0x00280002] = DicomVR.US, [0x00280004] = DicomVR.CS, [0x00280006] = DicomVR.US, [0x00280008] = DicomVR.IS,
         [0x00280010] = DicomVR.US, [0x00280011] = DicomVR.US, [0x00280030] = DicomVR.DS, [0x00280100] = DicomVR.US,
         [0x00280101] = DicomVR.US, [0x00280102] = DicomVR.US, [0x00280103] = DicomVR.US,
-        // The pixel pipeline's inputs: VOI window, modality rescale, palette colour lookup tables.
+        // The pixel pipeline's inputs: pixel padding, VOI window, modality rescale, palette colour lookup tables.
+        // Padding is "US or SS" by the pixel representation; its reader takes the words as stored bits, so US serves both.
+        [0x00280120] = DicomVR.US, [0x00280121] = DicomVR.US,
         [0x00281050] = DicomVR.DS, [0x00281051] = DicomVR.DS, [0x00281052] = DicomVR.DS, [0x00281053] = DicomVR.DS,
         [0x00281056] = DicomVR.CS,
         [0x00281101] = DicomVR.US, [0x00281102] = DicomVR.US, [0x00281103] = DicomVR.US,

@@ -63,17 +63,12 @@ public sealed class DicomFile
     {
         limits ??= DicomReadLimits.Default;
         var span = bytes.Span;
-        bool hasPreamble = span.Length >= 132 && span.Slice(128, 4).SequenceEqual(Prefix);
+        if (!HasSignature(span))
+            throw new DicomException(source,
+                "not a DICOM file: no \"DICM\" prefix at offset 128, and the data does not start with a group 0002 or 0008 element");
+        bool hasPreamble = HasPrefix(span);
         int position = hasPreamble ? 132 : 0;
-        bool bigEndianGroup8 = false;
-        if (!hasPreamble)
-        {
-            ushort littleEndian = span.Length >= 8 ? DicomParser.ReadUInt16(span, 0, bigEndian: false) : (ushort)0;
-            bigEndianGroup8 = span.Length >= 8 && DicomParser.ReadUInt16(span, 0, bigEndian: true) == 0x0008;
-            if (littleEndian != 0x0002 && littleEndian != 0x0008 && !bigEndianGroup8)
-                throw new DicomException(source,
-                    "not a DICOM file: no \"DICM\" prefix at offset 128, and the data does not start with a group 0002 or 0008 element");
-        }
+        bool bigEndianGroup8 = !hasPreamble && StartsWithBigEndianGroup8(span);
 
         var meta = new DicomDataset(source, TransferSyntax.ExplicitVRLittleEndian, isBigEndian: false, parent: null);
         var metaParser = new DicomParser(bytes, source, TransferSyntax.ExplicitVRLittleEndian, limits);
@@ -98,6 +93,20 @@ public sealed class DicomFile
         parser.ReadDataset(dataset, 0, new DicomParser.Syntax(transferSyntax.IsExplicitVR, transferSyntax.IsBigEndian), metaGroupOnly: false);
         return new DicomFile(source, hasPreamble, meta, dataset, declared, parser.Truncation, limits);
     }
+
+    /// <summary>
+    /// Whether a file starting with <paramref name="bytes"/> (its first 132 bytes suffice) passes the check Open makes
+    /// first: "DICM" at offset 128, or else a group 0002 or 0008 element (little endian, or 0008 big endian).
+    /// </summary>
+    public static bool HasSignature(ReadOnlySpan<byte> bytes) =>
+        HasPrefix(bytes)
+        || bytes.Length >= 8 && DicomParser.ReadUInt16(bytes, 0, bigEndian: false) is 0x0002 or 0x0008
+        || StartsWithBigEndianGroup8(bytes);
+
+    private static bool HasPrefix(ReadOnlySpan<byte> bytes) => bytes.Length >= 132 && bytes.Slice(128, 4).SequenceEqual(Prefix);
+
+    private static bool StartsWithBigEndianGroup8(ReadOnlySpan<byte> bytes) =>
+        bytes.Length >= 8 && DicomParser.ReadUInt16(bytes, 0, bigEndian: true) == 0x0008;
 
     /// <summary>No transfer syntax stated: pydicom assumes implicit VR little endian unless the first element carries a VR.</summary>
     private static TransferSyntax GuessLittleEndian(ReadOnlySpan<byte> span, int position) =>

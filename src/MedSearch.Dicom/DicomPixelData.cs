@@ -58,7 +58,9 @@ public sealed class DicomPixelData
     public bool IsEncapsulated => TransferSyntax.IsEncapsulated;
 
     /// <summary>Bytes per sample in a decoded frame: 1 for 1- and 8-bit data, 2 up to 16 bits, 4 above.</summary>
-    public int BytesPerSample => BitsAllocated <= 8 ? 1 : BitsAllocated <= 16 ? 2 : 4;
+    public int BytesPerSample => SampleBytes(BitsAllocated);
+
+    private static int SampleBytes(int bitsAllocated) => bitsAllocated <= 8 ? 1 : bitsAllocated <= 16 ? 2 : 4;
 
     /// <summary>Size of one decoded frame: Rows × Columns × Samples × <see cref="BytesPerSample"/>.</summary>
     public long FrameBytes => (long)Rows * Columns * SamplesPerPixel * BytesPerSample;
@@ -108,7 +110,7 @@ public sealed class DicomPixelData
         Int128 totalSamples = (Int128)rows * columns * frames * samples;
         if (totalSamples > limits.MaxPixelSamples)
             throw new DicomException(source, $"Rows×Columns×Frames×Samples = {rows}×{columns}×{frames}×{samples} = {totalSamples} exceeds the limit of {limits.MaxPixelSamples}");
-        int bytesPerSample = bitsAllocated <= 8 ? 1 : bitsAllocated <= 16 ? 2 : 4;
+        int bytesPerSample = SampleBytes(bitsAllocated);
         if (totalSamples * bytesPerSample > limits.MaxPixelBytes)
             throw new DicomException(source, $"decoded pixel data would take {totalSamples * bytesPerSample} bytes, more than the limit of {limits.MaxPixelBytes}");
         // Frames are handed out as spans: whatever the limits allow in total, one frame must fit one buffer.

@@ -79,6 +79,8 @@ public readonly struct DicomTag(ushort group, ushort element) : IEquatable<Dicom
     public static readonly DicomTag BitsStored = new(0x0028, 0x0101);
     public static readonly DicomTag HighBit = new(0x0028, 0x0102);
     public static readonly DicomTag PixelRepresentation = new(0x0028, 0x0103);
+    public static readonly DicomTag PixelPaddingValue = new(0x0028, 0x0120);
+    public static readonly DicomTag PixelPaddingRangeLimit = new(0x0028, 0x0121);
     public static readonly DicomTag PixelMeasuresSequence = new(0x0028, 0x9110);
     public static readonly DicomTag WindowCenter = new(0x0028, 0x1050);
     public static readonly DicomTag WindowWidth = new(0x0028, 0x1051);

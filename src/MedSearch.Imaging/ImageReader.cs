@@ -18,9 +18,8 @@ public static class ImageReader
     {
         if (bytes.StartsWith(PngSignature)) return ImageFormat.Png;
         if (bytes.Length >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF) return ImageFormat.Jpeg;
-        if (bytes.Length >= 132 && bytes.Slice(128, 4).SequenceEqual("DICM"u8)) return ImageFormat.Dicom;
-        // Part-10 files without the 128-byte preamble still occur (old exports): they start with a group 0002 or 0008 tag.
-        if (bytes.Length >= 8 && bytes[1] == 0x00 && bytes[0] is 0x02 or 0x08 && bytes[3] == 0x00) return ImageFormat.Dicom;
+        // DicomFile.Open's own first check, so that Detect and Open agree on which files start like DICOM.
+        if (MedSearch.Dicom.DicomFile.HasSignature(bytes)) return ImageFormat.Dicom;
         return ImageFormat.Unknown;
     }
 

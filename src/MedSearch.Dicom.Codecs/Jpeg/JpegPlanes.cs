@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using JpegLibrary;
 
 namespace MedSearch.Dicom.Codecs.Jpeg;
@@ -99,7 +98,8 @@ internal sealed class JpegPlanes : JpegBlockOutputWriter, IDisposable
                     Upsample(_planes[k], r, rows.Slice(k * _width, _width));
                 if (yCbCrToRgb)
                     YCbCr.ToRgb(rows[.._width], rows.Slice(_width, _width), rows.Slice(2 * _width, _width), _maxValue);
-                WriteRow(rows, count, frame, r * stride, bytesPerSample);
+                for (int k = 0; k < count; k++)
+                    FrameOutput.WriteStrided<int>(rows.Slice(k * _width, _width), frame, r * stride + k, count, bytesPerSample);
             }
         }
         finally
@@ -177,33 +177,6 @@ internal sealed class JpegPlanes : JpegBlockOutputWriter, IDisposable
     {
         if ((uint)x < (uint)output.Length)
             output[x] = value;
-    }
-
-    private void WriteRow(ReadOnlySpan<int> rows, int count, Span<byte> frame, int firstSample, int bytesPerSample)
-    {
-        int width = _width;
-        for (int k = 0; k < count; k++)
-        {
-            ReadOnlySpan<int> samples = rows.Slice(k * width, width);
-            int at = firstSample + k;
-            switch (bytesPerSample)
-            {
-                case 1:
-                    for (int x = 0; x < width; x++, at += count)
-                        frame[at] = (byte)samples[x];
-                    break;
-                case 2:
-                    Span<ushort> words = MemoryMarshal.Cast<byte, ushort>(frame);
-                    for (int x = 0; x < width; x++, at += count)
-                        words[at] = (ushort)samples[x];
-                    break;
-                default:
-                    Span<int> dwords = MemoryMarshal.Cast<byte, int>(frame);
-                    for (int x = 0; x < width; x++, at += count)
-                        dwords[at] = samples[x];
-                    break;
-            }
-        }
     }
 
     public void Dispose()

@@ -27,6 +27,7 @@ internal static class DicomImageReader
             var format = new FrameFormat(pixels.Rows, pixels.Columns, pixels.SamplesPerPixel, pixels.BitsAllocated,
                 pixels.BitsStored, pixels.IsSigned, pixels.PhotometricInterpretation);
             var perFrame = dataset.GetSequence(DicomTag.PerFrameFunctionalGroupsSequence);
+            var instance = new PixelPipeline.Instance(dataset, pixels);
 
             var frames = new List<DecodedFrame>();
             var buffer = ArrayPool<byte>.Shared.Rent((int)pixels.FrameBytes);
@@ -39,7 +40,7 @@ internal static class DicomImageReader
                         ? pixels.GetNativeFrame(index, samples)
                         : decoder.Decode(pixels.GetFrame(index).Span, format, samples);
                     var group = index < perFrame.Count ? perFrame[index] : null;
-                    frames.Add(new DecodedFrame(index, PixelPipeline.Render(dataset, pixels, samples, photometric, group)));
+                    frames.Add(new DecodedFrame(index, PixelPipeline.Render(instance, samples, photometric, group)));
                 }
             }
             finally

@@ -1,5 +1,6 @@
 using System.Buffers;
-using System.Buffers.Binary;
+using System.Numerics;
+using System.Runtime.InteropServices;
 using MedSearch.Dicom;
 
 namespace MedSearch.Imaging.Dicom;
@@ -14,16 +15,50 @@ public static class PixelPipeline
     /// <summary>Percentiles of the stretch used when a grey image carries no window: robust to a few hot or dead pixels.</summary>
     public const double LowPercentile = 0.01, HighPercentile = 0.99;
 
-    private static readonly DicomTag PixelPaddingValue = new(0x0028, 0x0120);
-    private static readonly DicomTag PixelPaddingRangeLimit = new(0x0028, 0x0121);
+    /// <summary>
+    /// What the pipeline takes from an instance's header rather than from a frame, read once for all its frames: a
+    /// multi-frame palette image would otherwise expand its lookup tables (up to 3 × 65,536 entries) for every frame.
+    /// What can fail is read when a frame first needs it, so that a bad attribute fails the read where it always did.
+    /// </summary>
+    public sealed class Instance
+    {
+        private readonly Lazy<PaletteLuts> _palette;
+        private readonly Lazy<(double Slope, double Intercept)> _rescale;
+        private readonly Lazy<(double Center, double Width, string Function)?> _window;
 
+        public Instance(DicomDataset dataset, DicomPixelData pixels)
+        {
+            Pixels = pixels;
+            Padding = PaddingRange(dataset, pixels.IsSigned);
+            _palette = new(() => PaletteLuts.From(dataset, pixels));
+            _rescale = new(() => Rescale(SharedItems(dataset, DicomTag.PixelValueTransformationSequence).Append(dataset)) ?? (1, 0));
+            _window = new(() => Window(SharedItems(dataset, DicomTag.FrameVoiLutSequence).Append(dataset)));
+        }
+
+        public DicomPixelData Pixels { get; }
+
+        /// <summary>The stored values Pixel Padding Value (and Range Limit) mark, or null when the instance has none.</summary>
+        internal (float Low, float High)? Padding { get; }
+
+        internal PaletteLuts Palette => _palette.Value;
+
+        /// <summary>The rescale of a frame whose own functional group has none: the shared groups', else the top-level attributes.</summary>
+        internal (double Slope, double Intercept) SharedRescale => _rescale.Value;
+
+        /// <summary>The window of a frame whose own functional group has none: the shared groups', else the top-level attributes.</summary>
+        internal (double Center, double Width, string Function)? SharedWindow => _window.Value;
+    }
+
+    /// <param name="instance">The instance's header, read once for all its frames.</param>
     /// <param name="samples">One frame in the codecs' output form: little-endian, interleaved, BytesPerSample each.</param>
     /// <param name="photometric">The photometric interpretation of <paramref name="samples"/> (a codec may have converted it).</param>
     /// <param name="frameGroup">The frame's per-frame functional group item (enhanced objects), or null.</param>
-    public static PixelImage Render(DicomDataset dataset, DicomPixelData pixels, ReadOnlySpan<byte> samples, string photometric, DicomDataset? frameGroup)
+    public static PixelImage Render(Instance instance, ReadOnlySpan<byte> samples, string photometric, DicomDataset? frameGroup)
     {
+        var pixels = instance.Pixels;
         int width = pixels.Columns, height = pixels.Rows, count = width * height;
-        int channels = photometric.Trim() switch
+        string interpretation = photometric.Trim();
+        int channels = interpretation switch
         {
             "MONOCHROME1" or "MONOCHROME2" or "PALETTE COLOR" => 1,
             "RGB" or "YBR_FULL" or "YBR_FULL_422" => 3,
@@ -37,10 +72,10 @@ public static class PixelPipeline
         try
         {
             ReadStoredValues(samples, pixels, values.AsSpan(0, count * channels));
-            return photometric.Trim() switch
+            return interpretation switch
             {
-                "MONOCHROME1" or "MONOCHROME2" => Grey(dataset, frameGroup, values.AsSpan(0, count), width, height, invert: photometric.Trim() == "MONOCHROME1", pixels),
-                "PALETTE COLOR" => Palette(dataset, values.AsSpan(0, count), width, height, pixels),
+                "MONOCHROME1" or "MONOCHROME2" => Grey(instance, frameGroup, values.AsSpan(0, count), width, height, invert: interpretation == "MONOCHROME1"),
+                "PALETTE COLOR" => Palette(instance.Palette, values.AsSpan(0, count), width, height),
                 "RGB" => Colour(values.AsSpan(0, count * 3), width, height, pixels.BitsStored, ycbcr: false),
                 _ => Colour(values.AsSpan(0, count * 3), width, height, pixels.BitsStored, ycbcr: true),
             };
@@ -51,38 +86,56 @@ public static class PixelPipeline
         }
     }
 
-    /// <summary>Stored values as numbers: bits above BitsStored dropped, signed values sign-extended (PS3.5 8.1.1).</summary>
+    /// <summary>
+    /// Stored values as numbers (PS3.5 8.1.1). Both producers, DicomPixelData.GetNativeFrame and every codec (the
+    /// IFrameDecoder contract), have already sign-extended signed samples to the full sample, so those read as they
+    /// are. Unsigned samples are masked to BitsStored here: RLE may leave the bits above set, and codecs keep them
+    /// because the pydicom oracle does.
+    /// </summary>
     private static void ReadStoredValues(ReadOnlySpan<byte> samples, DicomPixelData pixels, Span<float> values)
     {
         int bits = Math.Clamp(pixels.BitsStored, 1, 32);
-        bool signed = pixels.IsSigned;
         int bytes = pixels.BytesPerSample;
         if (samples.Length < values.Length * bytes)
             throw new DicomException(pixels.Source, $"frame holds {samples.Length} bytes, {values.Length} samples of {bytes} bytes need {values.Length * bytes}");
-        int shift = 32 - bits;
-        for (int i = 0; i < values.Length; i++)
+        uint mask = bits == 32 ? uint.MaxValue : (1u << bits) - 1;
+        // The casts read samples in host order; the project builds for linux-x64 only, which is little-endian like the frames.
+        switch (bytes, pixels.IsSigned)
         {
-            uint raw = bytes switch
-            {
-                1 => samples[i],
-                2 => BinaryPrimitives.ReadUInt16LittleEndian(samples.Slice(i * 2, 2)),
-                _ => BinaryPrimitives.ReadUInt32LittleEndian(samples.Slice(i * 4, 4)),
-            };
-            values[i] = signed ? (int)(raw << shift) >> shift : bits == 32 ? raw : raw & ((1u << bits) - 1);
+            case (1, true) when pixels.BitsAllocated == 1:
+                // Single bits unpack to 0 or 1, which nothing sign-extends: a set bit is -1.
+                for (int i = 0; i < values.Length; i++) values[i] = -(samples[i] & 1);
+                break;
+            case (1, true): Widen(MemoryMarshal.Cast<byte, sbyte>(samples), values); break;
+            case (2, true): Widen(MemoryMarshal.Cast<byte, short>(samples), values); break;
+            case (_, true): Widen(MemoryMarshal.Cast<byte, int>(samples), values); break;
+            case (1, false): Masked(samples, values, mask); break;
+            case (2, false): Masked(MemoryMarshal.Cast<byte, ushort>(samples), values, mask); break;
+            default: Masked(MemoryMarshal.Cast<byte, uint>(samples), values, mask); break;
         }
     }
 
-    private static PixelImage Grey(DicomDataset dataset, DicomDataset? frameGroup, Span<float> values, int width, int height, bool invert, DicomPixelData pixels)
+    private static void Widen<T>(ReadOnlySpan<T> stored, Span<float> values) where T : unmanaged, IBinaryInteger<T>
     {
-        bool padded = MarkPadding(dataset, pixels.IsSigned, values);
-        var (slope, intercept) = Rescale(dataset, frameGroup);
+        for (int i = 0; i < values.Length; i++) values[i] = int.CreateTruncating(stored[i]);
+    }
+
+    private static void Masked<T>(ReadOnlySpan<T> stored, Span<float> values, uint mask) where T : unmanaged, IBinaryInteger<T>
+    {
+        for (int i = 0; i < values.Length; i++) values[i] = uint.CreateTruncating(stored[i]) & mask;
+    }
+
+    private static PixelImage Grey(Instance instance, DicomDataset? frameGroup, Span<float> values, int width, int height, bool invert)
+    {
+        bool padded = instance.Padding is { } padding && MarkPadding(padding.Low, padding.High, values);
+        var (slope, intercept) = Rescale(FrameItems(frameGroup, DicomTag.PixelValueTransformationSequence)) ?? instance.SharedRescale;
         if (slope != 1 || intercept != 0)
             for (int i = 0; i < values.Length; i++) values[i] = (float)(values[i] * slope + intercept);
 
         var output = new float[values.Length];
-        var window = Window(dataset, frameGroup);
+        var window = Window(FrameItems(frameGroup, DicomTag.FrameVoiLutSequence)) ?? instance.SharedWindow;
         if (window is { } w)
-            ApplyWindow(values, output, w.Center, w.Width, w.Function, pixels.Source);
+            ApplyWindow(values, output, w.Center, w.Width, w.Function, instance.Pixels.Source);
         else
             Stretch(values, output);
         if (invert)
@@ -101,11 +154,8 @@ public static class PixelPipeline
     /// </summary>
     /// <param name="values">Stored values, before the Modality LUT: the padding value is a stored value.</param>
     /// <returns>Whether any pixel was padding.</returns>
-    private static bool MarkPadding(DicomDataset dataset, bool signed, Span<float> values)
+    private static bool MarkPadding(float low, float high, Span<float> values)
     {
-        if (StoredWord(dataset, PixelPaddingValue, signed) is not { } value) return false;
-        int limit = StoredWord(dataset, PixelPaddingRangeLimit, signed) ?? value;
-        float low = Math.Min(value, limit), high = Math.Max(value, limit);
         bool any = false;
         for (int i = 0; i < values.Length; i++)
         {
@@ -116,23 +166,34 @@ public static class PixelPipeline
         return any;
     }
 
+    private static (float Low, float High)? PaddingRange(DicomDataset dataset, bool signed)
+    {
+        if (StoredWord(dataset, DicomTag.PixelPaddingValue, signed) is not { } value) return null;
+        int limit = StoredWord(dataset, DicomTag.PixelPaddingRangeLimit, signed) ?? value;
+        return (Math.Min(value, limit), Math.Max(value, limit));
+    }
+
     /// <summary>
-    /// A US-or-SS value read from its bytes and interpreted by the pixel representation, as PS3.3 defines these
-    /// attributes; their VR depends on the writer, and under implicit VR it is not known at all.
+    /// A US-or-SS value interpreted by the pixel representation, as PS3.3 defines these attributes: their VR depends
+    /// on the writer, and under implicit VR it is not known at all. A malformed value is no padding rather than a bad image.
     /// </summary>
     private static int? StoredWord(DicomDataset dataset, DicomTag tag, bool signed)
     {
-        var element = dataset.Find(tag);
-        if (element is null || element.IsTruncated || element.Value.Length < 2) return null;
-        var bytes = element.Value.Span;
-        ushort word = dataset.IsBigEndian ? BinaryPrimitives.ReadUInt16BigEndian(bytes) : BinaryPrimitives.ReadUInt16LittleEndian(bytes);
-        return signed ? (short)word : word;
+        try
+        {
+            if (dataset.GetUInt16s(tag) is not [var word, ..]) return null;
+            return signed ? (short)word : word;
+        }
+        catch (DicomException)
+        {
+            return null;
+        }
     }
 
-    /// <summary>Rescale from the frame's functional group (enhanced objects), else the top-level attributes.</summary>
-    private static (double Slope, double Intercept) Rescale(DicomDataset dataset, DicomDataset? frameGroup)
+    /// <summary>The rescale of the first of <paramref name="sources"/> that has one; null when none has.</summary>
+    private static (double Slope, double Intercept)? Rescale(IEnumerable<DicomDataset> sources)
     {
-        foreach (var source in FunctionalGroupItems(dataset, frameGroup, DicomTag.PixelValueTransformationSequence).Append(dataset))
+        foreach (var source in sources)
         {
             var slope = source.GetDouble(DicomTag.RescaleSlope);
             var intercept = source.GetDouble(DicomTag.RescaleIntercept);
@@ -141,12 +202,13 @@ public static class PixelPipeline
             // A slope of 0 (seen in the wild) would flatten the image to one value: treat it as absent.
             return (s == 0 || !double.IsFinite(s) ? 1 : s, intercept is { } i && double.IsFinite(i) ? i : 0);
         }
-        return (1, 0);
+        return null;
     }
 
-    private static (double Center, double Width, string Function)? Window(DicomDataset dataset, DicomDataset? frameGroup)
+    /// <summary>The window of the first of <paramref name="sources"/> that has a usable one; null when none has.</summary>
+    private static (double Center, double Width, string Function)? Window(IEnumerable<DicomDataset> sources)
     {
-        foreach (var source in FunctionalGroupItems(dataset, frameGroup, DicomTag.FrameVoiLutSequence).Append(dataset))
+        foreach (var source in sources)
         {
             double? center, width;
             try
@@ -165,10 +227,12 @@ public static class PixelPipeline
         return null;
     }
 
-    private static IEnumerable<DicomDataset> FunctionalGroupItems(DicomDataset dataset, DicomDataset? frameGroup, DicomTag macro)
+    /// <summary>The macro's items in a frame's own functional group (enhanced objects), which override the shared ones.</summary>
+    private static IReadOnlyList<DicomDataset> FrameItems(DicomDataset? frameGroup, DicomTag macro) =>
+        frameGroup is null ? [] : frameGroup.GetSequence(macro);
+
+    private static IEnumerable<DicomDataset> SharedItems(DicomDataset dataset, DicomTag macro)
     {
-        if (frameGroup is not null)
-            foreach (var item in frameGroup.GetSequence(macro)) yield return item;
         foreach (var shared in dataset.GetSequence(DicomTag.SharedFunctionalGroupsSequence))
             foreach (var item in shared.GetSequence(macro)) yield return item;
     }
@@ -312,35 +376,41 @@ public static class PixelPipeline
         return new PixelImage(width, height, 3, output);
     }
 
-    private static PixelImage Palette(DicomDataset dataset, ReadOnlySpan<float> indices, int width, int height, DicomPixelData pixels)
+    private static PixelImage Palette(PaletteLuts palette, ReadOnlySpan<float> indices, int width, int height)
     {
-        var red = PaletteChannel(dataset, DicomTag.RedPaletteColorLookupTableDescriptor, DicomTag.RedPaletteColorLookupTableData, DicomTag.SegmentedRedPaletteColorLookupTableData, pixels.Source);
-        var green = PaletteChannel(dataset, DicomTag.GreenPaletteColorLookupTableDescriptor, DicomTag.GreenPaletteColorLookupTableData, DicomTag.SegmentedGreenPaletteColorLookupTableData, pixels.Source);
-        var blue = PaletteChannel(dataset, DicomTag.BluePaletteColorLookupTableDescriptor, DicomTag.BluePaletteColorLookupTableData, DicomTag.SegmentedBluePaletteColorLookupTableData, pixels.Source);
         var output = new float[indices.Length * 3];
         for (int i = 0; i < indices.Length; i++)
         {
-            output[i * 3] = red.Look(indices[i]);
-            output[i * 3 + 1] = green.Look(indices[i]);
-            output[i * 3 + 2] = blue.Look(indices[i]);
+            output[i * 3] = palette.Red.Look(indices[i]);
+            output[i * 3 + 1] = palette.Green.Look(indices[i]);
+            output[i * 3 + 2] = palette.Blue.Look(indices[i]);
         }
         return new PixelImage(width, height, 3, output);
     }
 
-    private sealed record PaletteLut(float[] Entries, int FirstMapped)
+    internal sealed record PaletteLuts(PaletteLut Red, PaletteLut Green, PaletteLut Blue)
+    {
+        public static PaletteLuts From(DicomDataset dataset, DicomPixelData pixels) => new(
+            PaletteChannel(dataset, DicomTag.RedPaletteColorLookupTableDescriptor, DicomTag.RedPaletteColorLookupTableData, DicomTag.SegmentedRedPaletteColorLookupTableData, pixels),
+            PaletteChannel(dataset, DicomTag.GreenPaletteColorLookupTableDescriptor, DicomTag.GreenPaletteColorLookupTableData, DicomTag.SegmentedGreenPaletteColorLookupTableData, pixels),
+            PaletteChannel(dataset, DicomTag.BluePaletteColorLookupTableDescriptor, DicomTag.BluePaletteColorLookupTableData, DicomTag.SegmentedBluePaletteColorLookupTableData, pixels));
+    }
+
+    internal sealed record PaletteLut(float[] Entries, int FirstMapped)
     {
         /// <summary>Indices below the first mapped value take the first entry, above the table the last (PS3.3 C.7.6.3.1.5).</summary>
         public float Look(float index) => Entries[Math.Clamp((int)index - FirstMapped, 0, Entries.Length - 1)];
     }
 
-    private static PaletteLut PaletteChannel(DicomDataset dataset, DicomTag descriptorTag, DicomTag dataTag, DicomTag segmentedTag, string source)
+    private static PaletteLut PaletteChannel(DicomDataset dataset, DicomTag descriptorTag, DicomTag dataTag, DicomTag segmentedTag, DicomPixelData pixels)
     {
+        string source = pixels.Source;
         var descriptor = dataset.GetUInt16s(descriptorTag);
         if (descriptor.Length != 3)
             throw new DicomException(source, $"palette descriptor {descriptorTag} has {descriptor.Length} values, needs 3");
         int entries = descriptor[0] == 0 ? 65536 : descriptor[0];
         // The first mapped value is US or SS depending on the pixel representation; the bit pattern tells which here.
-        int firstMapped = descriptor[1] > short.MaxValue && dataset.GetInt(DicomTag.PixelRepresentation) == 1 ? (short)descriptor[1] : descriptor[1];
+        int firstMapped = descriptor[1] > short.MaxValue && pixels.IsSigned ? (short)descriptor[1] : descriptor[1];
         int bits = descriptor[2];
         var segmented = dataset.GetUInt16s(segmentedTag);
         var data = segmented.Length > 0 ? ExpandSegments(segmented, entries, segmentedTag, source) : dataset.GetUInt16s(dataTag);
