@@ -1,5 +1,6 @@
 using MedSearch.Embedding;
 using MedSearch.Engine;
+using MedSearch.Imaging;
 
 namespace MedSearch.Cli;
 
@@ -36,6 +37,23 @@ public static class EncoderArguments
             throw new UsageException($"{Device} (or ${CollectionOptions.DeviceEnvironmentVariable}): {e.Message}");
         }
     }
+
+    /// <summary>--batch: images per encoder run in a bulk job.</summary>
+    public static int Batch(CommandLine line)
+    {
+        int batch = line.GetInt("--batch", 16);
+        if (batch is < 1 or > 1024) throw new UsageException($"--batch must be between 1 and 1024, got {batch}");
+        return batch;
+    }
+
+    /// <summary>--frames: which frames of a multi-frame instance are cases; `all` only where <paramref name="allowAll"/>.</summary>
+    public static FrameSelection Frames(CommandLine line, bool allowAll) => line.Get("--frames") switch
+    {
+        null or "middle" => FrameSelection.Middle,
+        "first" => FrameSelection.First,
+        "all" when allowAll => FrameSelection.All,
+        var other => throw new UsageException(allowAll ? $"--frames must be middle, first or all, got `{other}`" : $"--frames must be middle or first, got `{other}`"),
+    };
 
     public static TimeSpan Wait(CommandLine line)
     {

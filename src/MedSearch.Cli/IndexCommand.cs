@@ -42,16 +42,9 @@ public static class IndexCommand
         if (!Directory.Exists(root) && !File.Exists(root)) throw new UsageException($"{root} does not exist");
         var labels = line.Get("--labels");
         if (labels is not null && !File.Exists(labels)) throw new UsageException($"labels file {labels} does not exist");
-        int batch = line.GetInt("--batch", 16);
-        if (batch is < 1 or > 1024) throw new UsageException($"--batch must be between 1 and 1024, got {batch}");
+        int batch = EncoderArguments.Batch(line);
 
-        var frames = line.Get("--frames") switch
-        {
-            null or "middle" => FrameSelection.Middle,
-            "first" => FrameSelection.First,
-            "all" => FrameSelection.All,
-            var other => throw new UsageException($"--frames must be middle, first or all, got `{other}`"),
-        };
+        var frames = EncoderArguments.Frames(line, allowAll: true);
         int checkpointSeconds = line.GetInt("--checkpoint-every", 60);
         if (checkpointSeconds < 1) throw new UsageException($"--checkpoint-every must be at least 1 second, got {checkpointSeconds}");
         var dataPath = DataDirectory.Resolve(line.Get("--data"));

@@ -39,14 +39,8 @@ public static class ReindexCommand
         if (line.Help) { Console.Out.Write(Help); return Program.Ok; }
         if (line.Positional.Count != 0) throw new UsageException($"takes no positional arguments, got `{line.Positional[0]}`");
         var to = line.Get("--to") ?? throw new UsageException("--to NEW is required: the data directory the re-embedded cases go to");
-        int batch = line.GetInt("--batch", 16);
-        if (batch is < 1 or > 1024) throw new UsageException($"--batch must be between 1 and 1024, got {batch}");
-        var frames = line.Get("--frames") switch
-        {
-            null or "middle" => FrameSelection.Middle,
-            "first" => FrameSelection.First,
-            var other => throw new UsageException($"--frames must be middle or first, got `{other}`"),
-        };
+        int batch = EncoderArguments.Batch(line);
+        var frames = EncoderArguments.Frames(line, allowAll: false);
         var options = new ReindexOptions
         {
             From = DataDirectory.Resolve(line.Get("--data")),

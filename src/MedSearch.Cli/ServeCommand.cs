@@ -60,12 +60,7 @@ public static class ServeCommand
         if (line.Help) { Console.Out.Write(Help); return Program.Ok; }
         if (line.Positional.Count != 0) throw new UsageException($"takes no positional arguments, got `{line.Positional[0]}`");
 
-        string? Setting(string option)
-        {
-            var environment = Settings.Single(s => s.Option == option).Environment;
-            var value = line.Get(option) ?? (environment is null ? null : Environment.GetEnvironmentVariable(environment));
-            return string.IsNullOrWhiteSpace(value) ? null : value;
-        }
+        string? Setting(string option) => Engine.Setting.From(line.Get(option), Settings.Single(s => s.Option == option).Environment);
 
         var options = new ServerOptions
         {

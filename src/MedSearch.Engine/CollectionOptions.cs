@@ -37,14 +37,9 @@ public sealed class CollectionOptions
     /// <exception cref="FormatException">The device is not auto, cpu, cuda or cuda:N; the message quotes it.</exception>
     public static CollectionOptions FromSettings(string? model, string? device, EncoderOptions? encoder = null)
     {
-        static string? Setting(string? option, string variable) =>
-            !string.IsNullOrWhiteSpace(option) ? option
-            : Environment.GetEnvironmentVariable(variable) is { Length: > 0 } value ? value
-            : null;
-
         encoder ??= new EncoderOptions();
-        if (Setting(device, DeviceEnvironmentVariable) is { } chosen) encoder = encoder.WithDevice(chosen);
-        return new CollectionOptions { Encoder = encoder, ModelPath = Setting(model, ModelEnvironmentVariable) };
+        if (Setting.From(device, DeviceEnvironmentVariable) is { } chosen) encoder = encoder.WithDevice(chosen);
+        return new CollectionOptions { Encoder = encoder, ModelPath = Setting.From(model, ModelEnvironmentVariable) };
     }
 
     /// <summary>How <see cref="ModelPath"/> reads in messages: the path, or what the default is.</summary>

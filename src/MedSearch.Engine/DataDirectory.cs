@@ -26,10 +26,7 @@ public sealed class DataDirectory : IDisposable
     /// <summary>--data wins, then MEDSEARCH_DATA, then ./index-data.</summary>
     public static string Resolve(string? option)
     {
-        var chosen = !string.IsNullOrWhiteSpace(option) ? option
-            : Environment.GetEnvironmentVariable(EnvironmentVariable) is { Length: > 0 } env ? env
-            : DefaultPath;
-        return System.IO.Path.GetFullPath(chosen);
+        return System.IO.Path.GetFullPath(Setting.From(option, EnvironmentVariable) ?? DefaultPath);
     }
 
     public static DataDirectory Open(string path)
