@@ -80,16 +80,17 @@ public sealed unsafe class HnswIndex : IVectorIndex
     // lock itself instead of getting ObjectDisposedException. They hold no unmanaged resources.
     private readonly ReaderWriterLockSlim _lock = new(LockRecursionPolicy.NoRecursion);
     private readonly SemaphoreSlim _searchSlots;
-    // Keys the graph cannot lead to even after re-insertion (see Reachable); every graph search scores them exactly.
-    private readonly HashSet<ulong> _unreachable;
+    // Keys the graph cannot lead to even after re-insertion (see Reachable); every graph search scores them too.
+    private readonly UnreachableKeys _unreachable;
     private bool _disposed;
 
-    private HnswIndex(IndexHandle handle, int dimensions, HnswOptions options, VectorStore vectors, HashSet<ulong> unreachable)
+    private HnswIndex(IndexHandle handle, int dimensions, HnswOptions options, VectorStore vectors, IEnumerable<ulong> unreachable)
     {
         _handle = handle;
         _options = options;
         _vectors = vectors;
-        _unreachable = unreachable;
+        _unreachable = new UnreachableKeys(dimensions, options);
+        _unreachable.Load(unreachable, vectors);
         _scalar = ScalarOf(options.Quantization);
         Dimensions = dimensions;
         // USearch gives each running call one of a fixed set of thread contexts and fails a call that finds
@@ -157,6 +158,9 @@ public sealed unsafe class HnswIndex : IVectorIndex
             }
         }
     }
+
+    /// <summary>True when the unreachable keys are searched through a graph of their own (for tests).</summary>
+    internal bool UnreachableKeysHaveGraph => _unreachable.HasGraph;
 
     /// <summary>The SIMD kernels USearch uses on this CPU for this index's quantisation (for reports).</summary>
     internal string HardwareAcceleration => UsearchNative.HardwareAcceleration(_handle);
@@ -299,7 +303,7 @@ public sealed unsafe class HnswIndex : IVectorIndex
             // A re-insertion relinks its neighbours and can cut another node off: the batch is checked once more
             // and what is cut off now is recorded, not re-inserted, so the record matches the graph as it stays.
             if (unreachable.Count > 0)
-                foreach (int slot in Unreachable(first, count)) _unreachable.Add(_vectors.KeyAt(slot));
+                foreach (int slot in Unreachable(first, count)) _unreachable.Add(_vectors.KeyAt(slot), _vectors);
         }
         finally
         {
@@ -410,6 +414,7 @@ public sealed unsafe class HnswIndex : IVectorIndex
             if (_disposed) return;
             _disposed = true;
             _handle.Dispose();
+            _unreachable.Dispose();
         }
         finally
         {
@@ -524,11 +529,7 @@ public sealed unsafe class HnswIndex : IVectorIndex
                 if (anyUnreachable && _unreachable.Contains(key)) continue;
                 top.Offer(key, TensorPrimitives.Dot(unit, _vectors.Vector(_vectors.SlotOf(key))));
             }
-            foreach (ulong key in _unreachable)
-            {
-                if (filter is null || filter.Accepts(key))
-                    top.Offer(key, TensorPrimitives.Dot(unit, _vectors.Vector(_vectors.SlotOf(key))));
-            }
+            if (anyUnreachable) _unreachable.OfferTo(ref top, keys.Length, unit, filter, _vectors);
             return top.Finish();
         }
         finally
@@ -698,7 +699,7 @@ public sealed unsafe class HnswIndex : IVectorIndex
                     return;
                 }
             }
-            _unreachable.Add(key);
+            _unreachable.Add(key, _vectors);
         }
         finally
         {
@@ -734,7 +735,7 @@ public sealed unsafe class HnswIndex : IVectorIndex
         BinaryPrimitives.WriteInt64LittleEndian(new Span<byte>(unreachable, sizeof(long)), _unreachable.Count);
         var unreachableKeys = new Span<ulong>(unreachable + sizeof(long), _unreachable.Count);
         int next = 0;
-        foreach (ulong key in _unreachable) unreachableKeys[next++] = key;
+        foreach (ulong key in _unreachable.Keys) unreachableKeys[next++] = key;
     }
 
     private static void LoadVectors(IndexHandle handle, string path, int dimensions, VectorStore store, HashSet<ulong> unreachable,
