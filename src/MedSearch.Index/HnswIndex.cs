@@ -38,7 +38,7 @@ namespace MedSearch.Index;
 /// Reachability: HNSW can leave a node that no search leads to, and USearch's concurrent adds leave more (1 in
 /// 1,500 on 20k clustered 512-d vectors with two threads). Such a case is stored but never found by its own image,
 /// so every add is checked with one search; a node that fails is re-inserted, and one that still fails is kept in
-/// a set every graph search scores exactly, saved with the index. The check costs about a third more build time
+/// a set every graph search also scores (see UnreachableKeys), saved with the index. The check costs about a third more build time
 /// (20k x 512-d on two threads: 1.5 s to 1.9 s). A node cut off later by other nodes' adds is caught by the next
 /// rebuild, not before.
 /// </para>
@@ -142,7 +142,7 @@ public sealed unsafe class HnswIndex : IVectorIndex
         }
     }
 
-    /// <summary>How many keys the graph cannot lead to and every graph search scores exactly (for tests and reports).</summary>
+    /// <summary>How many keys the graph cannot lead to and every graph search also scores (for tests and reports).</summary>
     internal int UnreachableCount
     {
         get
@@ -671,7 +671,7 @@ public sealed unsafe class HnswIndex : IVectorIndex
     /// <summary>
     /// Inserts the node in <paramref name="slot"/> again, alone, until it is reachable, so it links into the graph as
     /// it is now; the caller holds the write lock. One still unreachable after a few tries is kept in a set that
-    /// every graph search scores exactly (measured: none of 20k after a one-thread build, 21 of 50k).
+    /// every graph search also scores (measured: none of 20k after a one-thread build, 21 of 50k).
     /// </summary>
     private void EnsureReachable(int slot)
     {
