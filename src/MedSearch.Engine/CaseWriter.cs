@@ -9,12 +9,13 @@ namespace MedSearch.Engine;
 /// <param name="Annotation">The caller's labels and metadata; null when none were given, which keeps a stored case's labels.</param>
 /// <param name="Facts">The file's own facts (<see cref="CaseFacts.From"/>).</param>
 /// <param name="Thumbnail">A PNG of the embedded image, longest side at most 128 pixels.</param>
+/// <param name="PixelSha256">The embedded image's <see cref="PixelImage.PixelSha256"/>.</param>
 public sealed record CaseDraft(string Key, string Source, byte[] Sha256, int Width, int Height, CaseAnnotation? Annotation,
-    IReadOnlyDictionary<string, string> Facts, byte[] Thumbnail)
+    IReadOnlyDictionary<string, string> Facts, byte[] Thumbnail, byte[] PixelSha256)
 {
     /// <summary>The draft of <paramref name="image"/>; made where the image is decoded, so the full-size pixels need not wait for the encoder.</summary>
     public static CaseDraft Of(string key, string source, byte[] sha256, PixelImage image, CaseAnnotation? annotation, IReadOnlyDictionary<string, string> facts) =>
-        new(key, source, sha256, image.Width, image.Height, annotation, facts, image.ToThumbnailPng());
+        new(key, source, sha256, image.Width, image.Height, annotation, facts, image.ToThumbnailPng(), image.PixelSha256());
 }
 
 /// <summary>What became of one uploaded file; <paramref name="Key"/> is set when a case holds it (stored, updated or unchanged).</summary>
@@ -69,6 +70,7 @@ public static class CaseWriter
             Width = draft.Width,
             Height = draft.Height,
             Thumbnail = Google.Protobuf.ByteString.CopyFrom(draft.Thumbnail),
+            PixelSha256 = Google.Protobuf.ByteString.CopyFrom(draft.PixelSha256),
         };
         record.Embedding.Add(embedding.ToArray());
         if (draft.Annotation is not null) ApplyAnnotation(record, draft.Annotation, draft.Facts);

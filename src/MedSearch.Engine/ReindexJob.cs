@@ -60,7 +60,11 @@ public static class ReindexJob
     private const string FrameKeyMarker = "#frame=";
 
     /// <summary>What a decode worker needs of an old case; the rest is read back from the old store at commit.</summary>
-    private sealed record OldCase(ulong Id, string Key, string Source, byte[] Sha256);
+    /// <summary>A case to re-embed; <see cref="PixelSha256"/> is filled in when its file is read again, for cases stored before pixel hashes were.</summary>
+    private sealed record OldCase(ulong Id, string Key, string Source, byte[] Sha256)
+    {
+        public byte[]? PixelSha256 { get; set; }
+    }
 
     public static async Task<ReindexSummary> RunAsync(ReindexOptions options, Action<string>? log = null,
         IProgress<IndexProgress>? progress = null, CancellationToken cancellation = default)
@@ -122,6 +126,7 @@ public static class ReindexJob
                         record.IndexedUnixMs = now;
                         record.Embedding.Clear();
                         record.Embedding.Add(vectors.AsSpan(i * collection.Dimensions, collection.Dimensions).ToArray());
+                        if (batch[i].PixelSha256 is { } pixels) record.PixelSha256 = Google.Protobuf.ByteString.CopyFrom(pixels);
                         collection.Put(record);
                         Done(null, true);
                     }
@@ -197,6 +202,7 @@ public static class ReindexJob
                 done(Failure($"its file has no frame {frameIndex} any more"), false);
                 return [];
             }
+            old.PixelSha256 = frame.Image.PixelSha256();
             return [new(old, pipeline.Preprocess(frame.Image))];
         }
         catch (ArgumentException e)

@@ -39,6 +39,19 @@ public sealed class PixelImage
     }
 
     /// <summary>
+    /// SHA-256 of the size, channel count and intensities: the same for two exact-duplicate images however their
+    /// files differ (PNG vs DICOM, other compression), since it hashes what the encoder sees.
+    /// </summary>
+    public byte[] PixelSha256()
+    {
+        using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        Span<int> shape = [Width, Height, Channels];
+        hash.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(shape));
+        hash.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(Pixels.AsSpan()));
+        return hash.GetHashAndReset();
+    }
+
+    /// <summary>
     /// A small 8-bit PNG of the image for result lists: shrunk by averaging whole pixel blocks so that the longest
     /// side is at most <paramref name="maxSide"/> (a plain subsample would alias the fine texture radiologists
     /// look at), grey kept grey.
