@@ -4,7 +4,7 @@ namespace MedSearch.Embedding;
 /// Whole-file replacement that readers never see half-done: a crash or a concurrent reader finds either the
 /// old file or the complete new one.
 /// </summary>
-internal static class AtomicFile
+public static class AtomicFile
 {
     public static void Write(string path, Action<Stream> write)
     {

@@ -28,9 +28,20 @@ public sealed class OperatingPoints
     public const double DefaultThreshold = 0.5;
     public const string DefaultName = "default";
 
-    private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, WriteIndented = true };
+    private static readonly JsonSerializerOptions Json = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        WriteIndented = true,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    };
 
-    public sealed record Point(double Threshold, string Name);
+    /// <summary>
+    /// A label's threshold and the name Classify reports with it. Points chosen by <c>medsearch eval</c> also record
+    /// the k and weighting they were chosen for — the threshold only means its sensitivity and specificity for
+    /// those — and the rates the evaluation measured there.
+    /// </summary>
+    public sealed record Point(double Threshold, string Name, int? K = null, string? Weighting = null,
+        double? ExpectedSensitivity = null, double? ExpectedSpecificity = null, string? ChosenOn = null);
 
     private sealed record FileFormat([property: JsonRequired] Dictionary<string, Point> Labels);
 
@@ -63,4 +74,22 @@ public sealed class OperatingPoints
     }
 
     public Point For(string label) => Labels.TryGetValue(label, out var point) ? point : new Point(DefaultThreshold, DefaultName);
+
+    /// <summary>
+    /// Stores <paramref name="points"/> in the data directory, replacing those labels' points and keeping the
+    /// others; atomic, so a reader (a starting server) sees the old file or the new one. A running server reads
+    /// the file at start.
+    /// </summary>
+    /// <exception cref="ArgumentException">A threshold outside 0..1 or an empty name.</exception>
+    public static OperatingPoints Save(string dataPath, IReadOnlyDictionary<string, Point> points)
+    {
+        foreach (var (label, point) in points)
+            if (!(point.Threshold is >= 0 and <= 1) || string.IsNullOrWhiteSpace(point.Name))
+                throw new ArgumentException($"operating point of `{label}`: threshold {point.Threshold} must be between 0 and 1, with a name", nameof(points));
+        var merged = new SortedDictionary<string, Point>(Load(dataPath).Labels.ToDictionary(), StringComparer.Ordinal);
+        foreach (var (label, point) in points) merged[label] = point;
+        var file = new FileFormat(new Dictionary<string, Point>(merged, StringComparer.Ordinal));
+        Embedding.AtomicFile.Write(Path.Combine(dataPath, FileName), stream => JsonSerializer.Serialize(stream, file, Json));
+        return new OperatingPoints(file.Labels);
+    }
 }

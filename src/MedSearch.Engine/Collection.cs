@@ -232,7 +232,7 @@ public sealed class Collection : IDisposable
 
         ulong excluded = options.ExcludeQueryCase ? query.CaseId : 0;
         var admission = new Admission(_catalog, options.Filter, excluded,
-            options.ExcludeSamePatient ? query.PatientHash : null, options.ExcludeSameStudy ? query.StudyInstanceUid : null);
+            options.ExcludeSamePatient ? query.PatientHash : null, options.ExcludeSameStudy ? query.StudyInstanceUid : null, options.ExcludedCases);
         var filter = admission.AdmitsAll ? null : admission;
         bool lengthen = options.Filter.Metadata.Count > 0 || options.OnePerStudy;
         long limit = Math.Max(k, Math.Min(_index.Count, MaxCandidates));
@@ -243,7 +243,9 @@ public sealed class Collection : IDisposable
         {
             var keys = new ulong[fetch];
             var similarities = new float[fetch];
-            int found = _index.Search(query.Embedding, keys, similarities, filter);
+            int found = options.Exact
+                ? _index.SearchExact(query.Embedding, keys, similarities, filter)
+                : _index.Search(query.Embedding, keys, similarities, filter);
             neighbours = new List<Neighbour>(k);
             var studies = options.OnePerStudy ? new HashSet<string>(StringComparer.Ordinal) : null;
             for (int i = 0; i < found && neighbours.Count < k; i++)
@@ -252,7 +254,7 @@ public sealed class Collection : IDisposable
                 // A case deleted between the index hit and this read is simply not a neighbour any more.
                 if (!_store.TryGet(keys[i], out var record)) continue;
                 // Held to the stored record, not the catalog: the two may differ while a write is in flight.
-                if (filter is not null && !admission.Admits(CatalogEntry.From(record))) continue;
+                if (filter is not null && !admission.Admits(record.Id, CatalogEntry.From(record))) continue;
                 if (!options.Filter.MatchesMetadata(record)) continue;
                 if (studies is not null && record.Metadata.TryGetValue("study_instance_uid", out var study) && !studies.Add(study)) continue;
                 neighbours.Add(new Neighbour(neighbours.Count + 1, similarities[i], record));

@@ -16,21 +16,27 @@ public sealed record SearchOptions
     public bool ExcludeSameStudy { get; init; }
     /// <summary>At most one hit per study, its most similar instance; cases without a study are their own.</summary>
     public bool OnePerStudy { get; init; }
+    /// <summary>Cases never returned, whatever the filter: an evaluation's query set, kept out of its reference set.</summary>
+    public IReadOnlySet<ulong>? ExcludedCases { get; init; }
+    /// <summary>Score every admissible case instead of walking the graph: slow, but what the graph approximates.</summary>
+    public bool Exact { get; init; }
 }
 
 /// <summary>
 /// A search's filter and exclusions as one test on catalogued facts: handed to the index so the graph walk (or
 /// exact scoring, when few pass) only returns admissible keys, and applied again to each stored record returned.
 /// </summary>
-internal sealed class Admission(CaseCatalog catalog, CaseFilter filter, ulong excludedCase, string? excludedPatient, string? excludedStudy)
-    : Index.IKeyFilter
+internal sealed class Admission(CaseCatalog catalog, CaseFilter filter, ulong excludedCase, string? excludedPatient, string? excludedStudy,
+    IReadOnlySet<ulong>? excludedCases) : Index.IKeyFilter
 {
     /// <summary>True when nothing but the query case is left out (that one is skipped in the hits instead).</summary>
-    public bool AdmitsAll => !filter.HasCatalogConditions && excludedPatient is null && excludedStudy is null;
+    public bool AdmitsAll => !filter.HasCatalogConditions && excludedPatient is null && excludedStudy is null && excludedCases is not { Count: > 0 };
 
-    public bool Accepts(ulong key) => key != excludedCase && catalog.TryGet(key, out var entry) && Admits(entry);
+    public bool Accepts(ulong key) => key != excludedCase && catalog.TryGet(key, out var entry) && Admits(key, entry);
 
-    public bool Admits(CatalogEntry entry) =>
+    public bool Admits(ulong key, CatalogEntry entry) => excludedCases?.Contains(key) != true && Admits(entry);
+
+    private bool Admits(CatalogEntry entry) =>
         filter.Matches(entry)
         && (excludedPatient is null || entry.PatientHash != excludedPatient)
         && (excludedStudy is null || entry.StudyInstanceUid != excludedStudy);

@@ -510,9 +510,11 @@ public sealed unsafe class HnswIndex : IVectorIndex
             return found;
         }
 
-        // Quantised distances misorder near ties, so the whole beam (ExpansionSearch candidates, which USearch
-        // keeps anyway) is re-ranked with the f32 vectors.
-        int wanted = _scalar == ScalarKind.F32 ? keys.Length : Math.Max(keys.Length, _options.ExpansionSearch);
+        // Quantised distances misorder near ties, so a wider list is re-ranked with the f32 vectors: the whole beam
+        // (ExpansionSearch candidates, which USearch keeps anyway), and never less than twice k — with k at or above
+        // the beam, re-ranking only k candidates would leave every quantisation error at the cut in place (recall@100
+        // was 0.93 on BreastMNIST with I8).
+        int wanted = _scalar == ScalarKind.F32 ? keys.Length : Math.Max(2 * keys.Length, _options.ExpansionSearch);
         ulong[]? rentedKeys = null;
         float[]? rentedDistances = null;
         Span<ulong> candidates = wanted <= StackCandidates ? stackalloc ulong[wanted] : (rentedKeys = ArrayPool<ulong>.Shared.Rent(wanted)).AsSpan(0, wanted);
