@@ -22,6 +22,8 @@ public static class Program
           query IMAGE   ask a running server for the cases most similar to IMAGE
           reindex       re-embed every case with another model into a new data directory
           delete        remove a case, series, study or patient from the store and the index
+          eval          measure neighbour-vote classification: ROC, AUC, operating points, subgroups
+          export        write the stored embeddings (.npy) and cases (.csv) for other tools
           keys          add, list or remove the API keys of `serve --keys`
 
         The data directory is --data DIR, else $MEDSEARCH_DATA, else ./index-data.
@@ -44,6 +46,8 @@ public static class Program
                 "query" => await QueryCommand.RunAsync(rest),
                 "reindex" => await ReindexCommand.RunAsync(rest),
                 "delete" => await DeleteCommand.RunAsync(rest),
+                "eval" => await EvalCommand.RunAsync(rest),
+                "export" => await ExportCommand.RunAsync(rest),
                 "keys" => await KeysCommand.RunAsync(rest),
                 _ => throw new UsageException($"unknown verb `{args[0]}`; run `medsearch --help`"),
             };

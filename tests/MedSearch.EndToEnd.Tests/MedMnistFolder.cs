@@ -33,6 +33,35 @@ public static class MedMnistFolder
         return csvPath;
     }
 
+    /// <summary>
+    /// Writes every BreastMNIST image (train, val, test) under root/&lt;split&gt;/ and returns labels.csv's path,
+    /// with the split as metadata and a sex and age per case. MedMNIST publishes no demographics: these are
+    /// synthetic (sex alternating, ages spread over 0–99 by a fixed stride) so that the subgroup reports have
+    /// groups to measure; they say nothing about the patients.
+    /// </summary>
+    public static string WriteBreastMnistSplits(string root)
+    {
+        var npz = SharedData.Require(BreastMnist);
+        var csv = new StringBuilder("path,labels,split,sex,age\n");
+        int row = 0;
+        foreach (var split in new[] { "train", "val", "test" })
+        {
+            var images = Npz.Read(npz, $"{split}_images");
+            var labels = Npz.Read(npz, $"{split}_labels");
+            int side = images.Shape[1];
+            Directory.CreateDirectory(Path.Combine(root, split));
+            for (int i = 0; i < images.Count; i++, row++)
+            {
+                var name = $"{split}/{i:D4}.png";
+                WriteGreyPng(Path.Combine(root, name), side, side, images.Values.AsSpan(i * side * side, side * side));
+                csv.Append($"{name},{BreastLabels[labels.Values[i]]},{split},{(row % 2 == 0 ? "F" : "M")},{row * 37 % 100}\n");
+            }
+        }
+        var csvPath = Path.Combine(root, "labels.csv");
+        File.WriteAllText(csvPath, csv.ToString());
+        return csvPath;
+    }
+
     public static void WriteGreyPng(string path, int width, int height, ReadOnlySpan<long> pixels)
     {
         using var bitmap = new SKBitmap(new SKImageInfo(width, height, SKColorType.Gray8, SKAlphaType.Opaque));

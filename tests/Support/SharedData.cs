@@ -48,3 +48,12 @@ public sealed class SharedDataFactAttribute : FactAttribute
         if (SharedData.SkipReason(relativePath) is { } reason) Skip = reason;
     }
 }
+
+/// <summary>A theory that needs ../shared/datasets/&lt;path&gt;: skipped with the folder named when it is missing outside CI.</summary>
+public sealed class SharedDataTheoryAttribute : TheoryAttribute
+{
+    public SharedDataTheoryAttribute(string relativePath)
+    {
+        if (SharedData.SkipReason(relativePath) is { } reason) Skip = reason;
+    }
+}
