@@ -41,11 +41,20 @@ public static class CaseWriter
     /// embedding again: a changed annotation is applied in place (<see cref="ItemOutcome.Updated"/>), otherwise
     /// nothing is written (<see cref="ItemOutcome.Unchanged"/>). Null when the image must be embedded.
     /// </summary>
-    public static ItemOutcome? Reuse(Collection collection, string key, byte[] sha256, CaseAnnotation? annotation)
+    public static ItemOutcome? Reuse(Collection collection, string key, byte[] sha256, CaseAnnotation? annotation) =>
+        Reuse(collection, key, sha256, _ => annotation);
+
+    /// <summary>
+    /// <see cref="Reuse(Collection, string, byte[], CaseAnnotation?)"/> with the annotation chosen from the stored case,
+    /// for a caller whose annotation depends on it (labels.csv's study rows, found through the case's Study Instance UID).
+    /// <paramref name="annotationOf"/> is called only when the stored case can be reused.
+    /// </summary>
+    public static ItemOutcome? Reuse(Collection collection, string key, byte[] sha256, Func<CaseRecord, CaseAnnotation?> annotationOf)
     {
         if (!collection.TryGetCase(CaseId.FromKey(key), out var stored) || stored.Key != key
             || stored.ModelId != collection.ModelId || !stored.ContentSha256.Span.SequenceEqual(sha256))
             return null;
+        var annotation = annotationOf(stored);
         if (annotation is null || SameAnnotation(stored, annotation)) return ItemOutcome.Unchanged;
         var updated = stored.Clone();
         ApplyAnnotation(updated, annotation, stored.Metadata);
