@@ -26,6 +26,8 @@ public static class EvalCommand
                                   the whole collection is the reference
           --leave-one-out         every case in turn; it never sees itself or its own study
         options:
+          --level L               instance (default), series or study: what a case is (series and studies are
+                                  pooled from their DICOM slices; labels.csv may label them by study_instance_uid)
           --k LIST                neighbourhood sizes, comma-separated (default 10)
           --weighting W           similarity (default), uniform or softmax, as Classify
           --temperature T         softmax temperature (default 0.1)
@@ -51,7 +53,7 @@ public static class EvalCommand
         var line = CommandLine.Parse(args, new HashSet<string>
         {
             "--split", "--queries", "--labels", "--k", "--weighting", "--temperature", "--target-sensitivity", "--target-specificity",
-            "--age-bands", "--bootstrap", "--seed", "--out", "--data", EncoderArguments.Model, EncoderArguments.Device,
+            "--age-bands", "--bootstrap", "--seed", "--out", "--data", "--level", EncoderArguments.Model, EncoderArguments.Device,
         }, new HashSet<string> { "--leave-one-out", "--save", "--exclude-same-patient", "--drop-duplicates" });
         if (line.Help) { Console.Out.Write(Help); return Task.FromResult(Program.Ok); }
         if (line.Positional.Count != 0) throw new UsageException($"takes no positional arguments, got `{line.Positional[0]}`");
@@ -74,6 +76,13 @@ public static class EvalCommand
             AgeBands = AgeBandsOf(line.Get("--age-bands")),
             BootstrapSamples = line.GetInt("--bootstrap", 1000),
             Seed = line.GetInt("--seed", 20261127),
+            Level = line.Get("--level") switch
+            {
+                null or "instance" => VolumeLevel.Instance,
+                "series" => VolumeLevel.Series,
+                "study" => VolumeLevel.Study,
+                var other => throw new UsageException($"--level must be instance, series or study, got `{other}`"),
+            },
         };
         if (options.Temperature is not > 0) throw new UsageException($"--temperature must be above 0, got {options.Temperature}");
         if (options.BootstrapSamples is < 1 or > 100_000) throw new UsageException($"--bootstrap must be between 1 and 100000, got {options.BootstrapSamples}");

@@ -84,6 +84,11 @@ public static class IndexCommand
             o.WriteLine($"  {summary.UnmatchedLabelRows.Count} labels rows match no file, e.g.:");
             foreach (var key in summary.UnmatchedLabelRows.Take(5)) o.WriteLine($"    {key}");
         }
+        if (summary.SeriesProblems.Count > 0)
+        {
+            o.WriteLine($"  {summary.SeriesProblems.Count} series problems (the series are indexed from their other slices):");
+            foreach (var problem in summary.SeriesProblems) o.WriteLine($"    {problem}");
+        }
         double rate = (summary.Indexed + summary.Updated) / Math.Max(summary.Elapsed.TotalSeconds, 1e-3);
         o.WriteLine($"  {stored:N0} cases stored; {summary.Elapsed.TotalSeconds:F1} s, {rate:F1} images/s embedded");
     }

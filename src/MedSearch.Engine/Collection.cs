@@ -22,11 +22,13 @@ public sealed class Collection : IDisposable
     private readonly Lock _checkpointLock = new();
     private readonly IVectorIndex _index;
     private readonly CaseCatalog _catalog;
+    private readonly VolumeCatalog _volumes;
     private int _deletedSinceCheckpoint;
 
     private Collection(DataDirectory directory, CollectionOptions options, ImageEncoder encoder, CaseStore store, IndexSnapshot snapshot,
-        IVectorIndex index, CaseCatalog catalog, OperatingPoints operatingPoints)
+        IVectorIndex index, CaseCatalog catalog, VolumeCatalog volumes, OperatingPoints operatingPoints)
     {
+        _volumes = volumes;
         _directory = directory;
         _options = options;
         Encoder = encoder;
@@ -67,7 +69,7 @@ public sealed class Collection : IDisposable
         {
             encoder = options.OpenEncoder(directory.Path);
             if (encoder.FallbackReason is { } why) log($"encoder: {why}");
-            CollectionSettings.Reconcile(directory.SettingsFile, encoder, options, log);
+            var volumeOptions = CollectionSettings.Reconcile(directory.SettingsFile, encoder, options, log);
 
             store = CaseStore.Open(directory.StorePath, options.Store);
             var marker = CheckpointMarkerOf(directory.Path);
@@ -78,8 +80,15 @@ public sealed class Collection : IDisposable
             var operatingPoints = OperatingPoints.Load(directory.Path);
             var snapshot = new IndexSnapshot(directory.IndexPath, encoder.Dimensions, options.Hnsw);
             var catalog = new CaseCatalog();
-            var index = snapshot.LoadOrRebuild(store, encoder.Manifest.ModelId, log, catalog.Set);
-            return new Collection(directory, options, encoder, store, snapshot, index, catalog, operatingPoints);
+            var opened = store;
+            var volumes = new VolumeCatalog(volumeOptions, encoder.Dimensions, options.Hnsw, encoder.Manifest.ModelId,
+                id => opened.TryGet(id, out var record) ? record : null);
+            var index = snapshot.LoadOrRebuild(store, encoder.Manifest.ModelId, log, record =>
+            {
+                catalog.Set(record);
+                volumes.Observe(record);
+            });
+            return new Collection(directory, options, encoder, store, snapshot, index, catalog, volumes, operatingPoints);
         }
         catch
         {
@@ -116,6 +125,7 @@ public sealed class Collection : IDisposable
         _store.Upsert(record);
         _catalog.Set(record);
         _index.Add(record.Id, record.Embedding.ToArray());
+        _volumes.Observe(record);
     }
 
     /// <summary>Replaces a stored case's labels and metadata without touching its embedding.</summary>
@@ -127,6 +137,7 @@ public sealed class Collection : IDisposable
             throw new ArgumentException($"case {record.Key}: annotating must not change the embedding; store it with {nameof(Put)}", nameof(record));
         _store.Upsert(record);
         _catalog.Set(record);
+        _volumes.Observe(record);
     }
 
     /// <summary>
@@ -197,18 +208,98 @@ public sealed class Collection : IDisposable
             record.Metadata.GetValueOrDefault("study_instance_uid"), record.Id);
     }
 
+    /// <summary>
+    /// A stored series or study as the query, by its Series or Study Instance UID (or its key, <c>series:UID</c> /
+    /// <c>study:UID</c>): its pooled embedding, and its sampled slices for naming the best-matching slices.
+    /// </summary>
+    /// <exception cref="CaseNotFoundException">No such series or study among the stored instances.</exception>
+    public Query VolumeQuery(VolumeLevel level, string uidOrKey)
+    {
+        var prefix = level == VolumeLevel.Series ? VolumeCatalog.SeriesPrefix : VolumeCatalog.StudyPrefix;
+        var text = uidOrKey.Trim();
+        var key = text.StartsWith(prefix, StringComparison.Ordinal) ? text : prefix + text;
+        if (!_volumes.TryGet(level, CaseId.FromKey(key), out var volume) || volume.Record.Key != key)
+            throw new CaseNotFoundException($"no stored {LevelName(level)} has UID `{uidOrKey}`");
+        var slices = volume.Slices.Select(s => new QuerySlice(s.Key, s.Embedding,
+            _store.TryGet(s.InstanceId, out var instance) ? instance.Thumbnail.ToByteArray() : [])).ToList();
+        var record = volume.Record;
+        return new Query(record.Embedding.ToArray(), record.Metadata.GetValueOrDefault("patient_hash"),
+            record.Metadata.GetValueOrDefault("study_instance_uid"), record.Id, level, slices);
+    }
+
+    /// <summary>
+    /// DICOM files of one series (or one study) as the query, read, ordered, sampled, embedded and pooled exactly
+    /// as stored series are. Files that cannot be read are left out and named in <paramref name="skipped"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException">No readable DICOM slice, or files of several series (studies) for one query.</exception>
+    public Query ImagesQuery(VolumeLevel level, IReadOnlyList<(ReadOnlyMemory<byte> Bytes, string Name)> files, List<string> skipped)
+    {
+        if (level == VolumeLevel.Instance) throw new ArgumentException("an instance query is one image: use ImageQuery", nameof(level));
+        var slices = new List<(string Name, PixelImage Image, ImageInput Input, SlicePlace Place)>();
+        foreach (var (bytes, name) in files)
+        {
+            try
+            {
+                var input = ImageReader.Read(bytes, name, ReadOptions);
+                if (input.Dicom?.SeriesInstanceUid is not { Length: > 0 }) { skipped.Add($"{name}: not a DICOM image of a series"); continue; }
+                var facts = new CaseRecord { Key = name };
+                foreach (var (k, v) in CaseFacts.From(input)) facts.Metadata[k] = v;
+                slices.Add((name, input.Frames[0].Image, input, SlicePlace.Of(facts)));
+            }
+            catch (Exception e) when (CaseWriter.FailureOf(e) is { } failure)
+            {
+                skipped.Add($"{name}: {failure.Reason}");
+            }
+        }
+        if (slices.Count == 0) throw new ArgumentException($"images: none of the {files.Count} file(s) is a readable DICOM slice");
+        var groups = slices.GroupBy(s => level == VolumeLevel.Series ? s.Input.Dicom!.SeriesInstanceUid! : s.Input.Dicom!.StudyInstanceUid ?? "").ToList();
+        if (groups.Count > 1)
+            throw new ArgumentException($"images: the files belong to {groups.Count} {(level == VolumeLevel.Series ? "series" : "studies")} " +
+                $"({string.Join(", ", groups.Select(g => g.Key).Take(3))}); a {LevelName(level)} query takes one");
+        var querySlices = new List<QuerySlice>();
+        var seriesVectors = new List<float[]>();
+        foreach (var series in slices.GroupBy(s => s.Input.Dicom!.SeriesInstanceUid!).OrderBy(g => g.Key, StringComparer.Ordinal))
+        {
+            var ordered = series.Any(s => double.IsNaN(s.Place.Position))
+                ? series.OrderBy(s => s.Place.WithoutPosition()).ToList()
+                : series.OrderBy(s => s.Place).ToList();
+            var sampled = VolumePooling.Sample(ordered.Count, _volumes.Options.SlicesPerSeries).Select(i => ordered[i]).ToList();
+            var vectors = new float[sampled.Count * Dimensions];
+            Encoder.Embed(sampled.Select(s => s.Image).ToList(), vectors);
+            var embeddings = Enumerable.Range(0, sampled.Count).Select(i => vectors.AsSpan(i * Dimensions, Dimensions).ToArray()).ToList();
+            seriesVectors.Add(VolumePooling.Pool(embeddings, _volumes.Options.Pooling));
+            querySlices.AddRange(sampled.Select((s, i) => new QuerySlice(s.Name, embeddings[i], s.Image.ToThumbnailPng())));
+        }
+        var embedding = level == VolumeLevel.Series ? seriesVectors[0] : VolumePooling.Pool(seriesVectors, Pooling.Mean);
+        var dicom = slices[0].Input.Dicom!;
+        return new Query(embedding, dicom.PatientHash, dicom.StudyInstanceUid, 0, level, querySlices);
+    }
+
+    /// <summary>Every series or study as a case (pooled from the stored instances now), or every stored instance.</summary>
+    public IEnumerable<CaseRecord> Cases(VolumeLevel level) =>
+        level == VolumeLevel.Instance ? _store.Scan() : _volumes.All(level).Select(v => v.Record);
+
+    /// <summary>What was left out of a series or study and why (odd image size, repeated position, missing positions).</summary>
+    public IReadOnlyList<string> VolumeProblems(VolumeLevel level, string uid) =>
+        _volumes.TryGet(level, CaseId.FromKey((level == VolumeLevel.Series ? VolumeCatalog.SeriesPrefix : VolumeCatalog.StudyPrefix) + uid), out var volume)
+            ? volume.Problems : [];
+
+    /// <summary>How series and studies are pooled.</summary>
+    public VolumeOptions Volumes => _volumes.Options;
+
     /// <summary>A caller's embedding as the query, checked to be one this collection's model could have made.</summary>
     /// <exception cref="ArgumentException">Wrong length, a non-finite value, or all zeros.</exception>
-    public Query EmbeddingQuery(IReadOnlyList<float> values)
+    public Query EmbeddingQuery(IReadOnlyList<float> values, VolumeLevel level = VolumeLevel.Instance)
     {
-        if (values.Count != Dimensions)
-            throw new ArgumentException($"embedding: {values.Count} values, the collection's model ({ModelId}) makes {Dimensions}", nameof(values));
+        int dimensions = level == VolumeLevel.Instance ? Dimensions : _volumes.Dimensions;
+        if (values.Count != dimensions)
+            throw new ArgumentException($"embedding: {values.Count} values, the collection's model ({ModelId}) makes {dimensions} at {LevelName(level)} level", nameof(values));
         for (int i = 0; i < values.Count; i++)
             if (!float.IsFinite(values[i]))
                 throw new ArgumentException($"embedding: value {i} is {values[i]}, not a finite number", nameof(values));
         if (values.All(v => v == 0))
             throw new ArgumentException("embedding: all values are 0, which has no direction to compare", nameof(values));
-        return new Query(values.ToArray());
+        return new Query(values.ToArray(), Level: level);
     }
 
     /// <summary>
@@ -223,19 +314,20 @@ public sealed class Collection : IDisposable
     {
         int k = options.K;
         ValidateK(k);
-        if (query.Embedding.Length != Dimensions)
-            throw new ArgumentException($"query embedding has {query.Embedding.Length} dimensions, the collection has {Dimensions}", nameof(query));
+        var (index, catalog) = query.Level == VolumeLevel.Instance ? (_index, _catalog) : _volumes.Searchable(query.Level);
+        if (query.Embedding.Length != index.Dimensions)
+            throw new ArgumentException($"query embedding has {query.Embedding.Length} dimensions, the collection's {LevelName(query.Level)} vectors {index.Dimensions}", nameof(query));
         if (options.ExcludeSamePatient && query.PatientHash is null)
             throw new ArgumentException("exclude_same_patient: the query has no patient (only DICOM images and stored DICOM cases have one)", nameof(options));
         if (options.ExcludeSameStudy && query.StudyInstanceUid is null)
             throw new ArgumentException("exclude_same_study: the query has no study (only DICOM images and stored DICOM cases have one)", nameof(options));
 
         ulong excluded = options.ExcludeQueryCase ? query.CaseId : 0;
-        var admission = new Admission(_catalog, options.Filter, excluded,
+        var admission = new Admission(catalog, options.Filter, excluded,
             options.ExcludeSamePatient ? query.PatientHash : null, options.ExcludeSameStudy ? query.StudyInstanceUid : null, options.ExcludedCases);
         var filter = admission.AdmitsAll ? null : admission;
         bool lengthen = options.Filter.Metadata.Count > 0 || options.OnePerStudy;
-        long limit = Math.Max(k, Math.Min(_index.Count, MaxCandidates));
+        long limit = Math.Max(k, Math.Min(index.Count, MaxCandidates));
         int fetch = (int)Math.Min(limit, lengthen ? k * 4L : k + (excluded != 0 ? 1 : 0));
 
         List<Neighbour> neighbours;
@@ -244,26 +336,57 @@ public sealed class Collection : IDisposable
             var keys = new ulong[fetch];
             var similarities = new float[fetch];
             int found = options.Exact
-                ? _index.SearchExact(query.Embedding, keys, similarities, filter)
-                : _index.Search(query.Embedding, keys, similarities, filter);
+                ? index.SearchExact(query.Embedding, keys, similarities, filter)
+                : index.Search(query.Embedding, keys, similarities, filter);
             neighbours = new List<Neighbour>(k);
             var studies = options.OnePerStudy ? new HashSet<string>(StringComparer.Ordinal) : null;
             for (int i = 0; i < found && neighbours.Count < k; i++)
             {
                 if (keys[i] == excluded) continue;
                 // A case deleted between the index hit and this read is simply not a neighbour any more.
-                if (!_store.TryGet(keys[i], out var record)) continue;
+                if (!TryGetAt(query.Level, keys[i], out var record, out var volume)) continue;
                 // Held to the stored record, not the catalog: the two may differ while a write is in flight.
                 if (filter is not null && !admission.Admits(record.Id, CatalogEntry.From(record))) continue;
                 if (!options.Filter.MatchesMetadata(record)) continue;
                 if (studies is not null && record.Metadata.TryGetValue("study_instance_uid", out var study) && !studies.Add(study)) continue;
-                neighbours.Add(new Neighbour(neighbours.Count + 1, similarities[i], record));
+                neighbours.Add(new Neighbour(neighbours.Count + 1, similarities[i], record,
+                    volume is not null && query.Slices is { Count: > 0 } slices ? BestSlices(slices, volume) : null));
             }
             if (neighbours.Count >= k || found < fetch || fetch >= limit) break;
             fetch = (int)Math.Min(limit, fetch * 4L);
         }
         var (votes, unlabelled) = NeighbourVote.Tally(neighbours);
         return new SearchResult(neighbours, votes, unlabelled, ModelId);
+    }
+
+    private bool TryGetAt(VolumeLevel level, ulong id, [NotNullWhen(true)] out CaseRecord? record, out Volume? volume)
+    {
+        volume = null;
+        if (level == VolumeLevel.Instance) return _store.TryGet(id, out record);
+        record = _volumes.TryGet(level, id, out var found) ? (volume = found).Record : null;
+        return record is not null;
+    }
+
+    private static string LevelName(VolumeLevel level) => level switch
+    {
+        VolumeLevel.Series => "series",
+        VolumeLevel.Study => "study",
+        _ => "instance",
+    };
+
+    /// <summary>The query slice and hit slice most alike; the hit slice's thumbnail read from its stored instance.</summary>
+    private SlicePair BestSlices(IReadOnlyList<QuerySlice> query, Volume hit)
+    {
+        (int Query, int Hit, float Similarity) best = (0, 0, float.NegativeInfinity);
+        for (int q = 0; q < query.Count; q++)
+        for (int h = 0; h < hit.Slices.Count; h++)
+        {
+            float similarity = System.Numerics.Tensors.TensorPrimitives.CosineSimilarity(query[q].Embedding, hit.Slices[h].Embedding);
+            if (similarity > best.Similarity) best = (q, h, similarity);
+        }
+        var slice = hit.Slices[best.Hit];
+        var thumbnail = _store.TryGet(slice.InstanceId, out var instance) ? instance.Thumbnail.ToByteArray() : [];
+        return new SlicePair(query[best.Query].Name, query[best.Query].Thumbnail, slice.Key, thumbnail, best.Similarity);
     }
 
     /// <summary>k-NN classification of <paramref name="query"/>: the search, then a weighted vote per label decided at its operating point.</summary>
@@ -287,7 +410,8 @@ public sealed class Collection : IDisposable
             if (entry.Labels.Length == 0) unlabelled++;
         }
         return new CollectionStats(cases, byModality, LabelCounts(), unlabelled, _options.Hnsw, _index.Count, _index.MemoryUsage,
-            DirectoryBytes(_directory.StorePath), DirectoryBytes(_directory.IndexPath));
+            DirectoryBytes(_directory.StorePath), DirectoryBytes(_directory.IndexPath), _volumes.Count(VolumeLevel.Series), _volumes.Count(VolumeLevel.Study),
+            _volumes.Options);
     }
 
     /// <summary>Every label in use and how many cases carry it, in label order.</summary>
@@ -364,6 +488,7 @@ public sealed class Collection : IDisposable
         {
             _index.Remove(victim.Id);
             _catalog.Remove(victim.Id);
+            _volumes.Forget(victim.Id);
             _store.Delete(victim.Id);
         }
         if (victims.Count > 0)
@@ -385,6 +510,7 @@ public sealed class Collection : IDisposable
 
     public void Dispose()
     {
+        _volumes.Dispose();
         _index.Dispose();
         _store.Dispose();
         Encoder.Dispose();

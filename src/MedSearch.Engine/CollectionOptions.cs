@@ -24,6 +24,9 @@ public sealed class CollectionOptions
     public string? ModelPath { get; init; }
 
     public HnswOptions Hnsw { get; init; } = new();
+
+    /// <summary>How series and studies are pooled; null keeps what the collection recorded (else the defaults).</summary>
+    public VolumeOptions? Volumes { get; init; }
     public CaseStoreOptions Store { get; init; } = new();
 
     /// <summary>Largest k a caller may ask for; bounds the work and memory of one query.</summary>

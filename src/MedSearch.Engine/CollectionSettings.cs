@@ -40,7 +40,9 @@ public sealed record CollectionSettings(
     [property: JsonPropertyName("dimensions")] int Dimensions,
     [property: JsonPropertyName("createdUtc")] DateTimeOffset CreatedUtc,
     // Absent from format 1 files, which predate it; Reconcile adds it.
-    [property: JsonPropertyName("encoder")] EncoderRecord? Encoder)
+    [property: JsonPropertyName("encoder")] EncoderRecord? Encoder,
+    // How series and studies are pooled; absent before study-level search, which means the defaults.
+    [property: JsonPropertyName("volumes")] VolumeOptions? Volumes = null)
 {
     /// <summary>2: the encoder record was added.</summary>
     public const int CurrentFormat = 2;
@@ -78,15 +80,17 @@ public sealed record CollectionSettings(
     /// for a new collection, refuses another model, and logs when the runtime differs from the one that made the
     /// stored vectors (new vectors may then differ in their last bits; similarities stay comparable).
     /// </summary>
+    /// <returns>The volume pooling to use: the options' when given (recorded, and logged when it changes), else the recorded one.</returns>
     /// <exception cref="ModelMismatchException">The collection was built with another model.</exception>
-    public static void Reconcile(string path, ImageEncoder encoder, CollectionOptions options, Action<string> log)
+    public static VolumeOptions Reconcile(string path, ImageEncoder encoder, CollectionOptions options, Action<string> log)
     {
         var current = EncoderRecord.Of(encoder, options);
         var settings = Load(path);
+        var volumes = (options.Volumes ?? settings?.Volumes ?? new VolumeOptions()).Validated();
         if (settings is null)
         {
-            new CollectionSettings(CurrentFormat, encoder.Manifest.ModelId, encoder.Dimensions, DateTimeOffset.UtcNow, current).Save(path);
-            return;
+            new CollectionSettings(CurrentFormat, encoder.Manifest.ModelId, encoder.Dimensions, DateTimeOffset.UtcNow, current, volumes).Save(path);
+            return volumes;
         }
         if (settings.ModelId != encoder.Manifest.ModelId || settings.Dimensions != encoder.Dimensions)
         {
@@ -108,5 +112,12 @@ public sealed record CollectionSettings(
             log($"encoder: the stored vectors were made with {settings.Encoder.Runtime}, this run uses {current.Runtime}; " +
                 "new vectors may differ from stored ones in their last bits (similarities stay comparable)");
         }
+        if (settings.Volumes != volumes)
+        {
+            // Series and study vectors are derived on open, so a new pooling needs no re-embedding.
+            (Load(path)! with { Volumes = volumes }).Save(path);
+            if (settings.Volumes is not null) log($"volumes: series and studies now pooled as {volumes} (was {settings.Volumes})");
+        }
+        return volumes;
     }
 }

@@ -12,7 +12,10 @@ public sealed record CollectionStats(
     long Indexed,
     long IndexMemoryBytes,
     long StoreBytes,
-    long IndexBytes)
+    long IndexBytes,
+    long Series,
+    long Studies,
+    VolumeOptions Volumes)
 {
     /// <summary>The modality of cases whose header gave none (PNG/JPEG, or DICOM without Modality).</summary>
     public const string Unknown = "unknown";

@@ -40,9 +40,11 @@ public sealed class IndexSummary
     public int Unchanged { get; internal set; }
     public List<ItemResult> Skipped { get; } = [];
     public List<ItemResult> Failed { get; } = [];
-    /// <summary>labels.csv rows that matched no file of this run (typos in paths show up here).</summary>
+    /// <summary>labels.csv rows that matched no file of this run (typos in paths show up here); a study row as `study:&lt;uid&gt;`.</summary>
     public List<string> UnmatchedLabelRows { get; } = [];
     public int WithoutLabels { get; internal set; }
+    /// <summary>Slices the series of this run's files left out or ordered by a fallback, each as "series UID: what".</summary>
+    public List<string> SeriesProblems { get; } = [];
     public TimeSpan Elapsed { get; internal set; }
     public bool Cancelled { get; internal set; }
     /// <summary>The ingest pipeline's figures: batches, images, and how busy the encoder was.</summary>
@@ -74,15 +76,16 @@ public static class IndexJob
         }
 
         var results = new List<ItemResult>();
-        var keysSeen = new HashSet<string>(StringComparer.Ordinal);
+        // Every stored or unchanged case of this run → its Study Instance UID (null when it has none).
+        var keysSeen = new Dictionary<string, string?>(StringComparer.Ordinal);
         var awaitingCheckpoint = new List<string>();
         var resultsLock = new Lock();
-        void Record(ItemResult result, string? key, bool fileDone)
+        void Record(ItemResult result, string? key, bool fileDone, string? study)
         {
             lock (resultsLock)
             {
                 results.Add(result);
-                if (key is not null && keysSeen.Add(key)) awaitingCheckpoint.Add(key);
+                if (key is not null && keysSeen.TryAdd(key, study)) awaitingCheckpoint.Add(key);
                 if (fileDone) done++;
             }
         }
@@ -143,23 +146,32 @@ public static class IndexJob
         }
         if (labels is not null)
         {
-            summary.UnmatchedLabelRows.AddRange(labels.Keys.Where(k => !keysSeen.Contains(k)).Order(StringComparer.Ordinal));
-            summary.WithoutLabels = keysSeen.Count(k => labels.Find(k) is null);
+            var studiesSeen = keysSeen.Values.OfType<string>().ToHashSet(StringComparer.Ordinal);
+            summary.UnmatchedLabelRows.AddRange(labels.Keys.Where(k => !keysSeen.ContainsKey(k))
+                .Concat(labels.StudyInstanceUids.Where(u => !studiesSeen.Contains(u)).Select(u => LabelsFile.StudyPrefix + u))
+                .Order(StringComparer.Ordinal));
+            summary.WithoutLabels = keysSeen.Count(k => labels.For(k.Key, k.Value) is null);
         }
+        var series = new SortedSet<string>(StringComparer.Ordinal);
+        foreach (var key in keysSeen.Keys)
+            if (collection.TryGetCase(CaseId.FromKey(key), out var stored) && stored.Metadata.TryGetValue("series_instance_uid", out var uid))
+                series.Add(uid);
+        foreach (var uid in series)
+            summary.SeriesProblems.AddRange(collection.VolumeProblems(VolumeLevel.Series, uid).Select(p => $"series {uid}: {p}"));
         summary.Elapsed = watch.Elapsed;
         return summary;
     }
 
     /// <summary>Reads, recognises, decodes and preprocesses one file; reports it at once when there is nothing to embed.</summary>
     private static List<EmbeddingPipeline<(CaseDraft, bool)>.Prepared> Prepare(Collection collection, EmbeddingPipeline<(CaseDraft, bool)> pipeline,
-        string root, string path, FrameSelection frames, LabelsFile? labels, Action<ItemResult, string?, bool> report)
+        string root, string path, FrameSelection frames, LabelsFile? labels, Report report)
     {
         try
         {
             // Sniff before reading a whole file that may be a video or an archive sitting among the images.
             if (!ImageReader.ClaimsToBeImage(path) && ImageReader.Detect(ReadHead(path)) == ImageFormat.Unknown)
             {
-                report(new ItemResult(path, ItemOutcome.Skipped, $"not an image ({Extension(path)}, no PNG, JPEG or DICOM signature)"), null, true);
+                report(new ItemResult(path, ItemOutcome.Skipped, $"not an image ({Extension(path)}, no PNG, JPEG or DICOM signature)"), null, true, null);
                 return [];
             }
             var bytes = File.ReadAllBytes(path);
@@ -171,6 +183,7 @@ public static class IndexJob
 
             var input = ImageReader.Read(bytes, path, collection.ReadOptions with { Frames = frames });
             var facts = CaseFacts.From(input);
+            var study = facts.GetValueOrDefault("study_instance_uid");
             var cases = new List<EmbeddingPipeline<(CaseDraft, bool)>.Prepared>(input.Frames.Count);
             for (int f = 0; f < input.Frames.Count; f++)
             {
@@ -178,7 +191,8 @@ public static class IndexJob
                 // One case per instance by default; with every frame selected, each frame is a case of its own.
                 var key = frames == FrameSelection.All && input.Frames.Count > 1 ? $"{baseKey}#frame={frame.FrameIndex}" : baseKey;
                 var name = key == baseKey ? path : $"{path} [frame {frame.FrameIndex}]";
-                var annotation = labels?.Find(key) ?? labels?.Find(baseKey);
+                // The frame's own row, else the instance's, else its study's: the more specific row wins.
+                var annotation = labels?.Find(key) ?? labels?.For(baseKey, study);
                 float[] modelInput;
                 try
                 {
@@ -186,7 +200,7 @@ public static class IndexJob
                 }
                 catch (ArgumentException e)
                 {
-                    report(new ItemResult(name, ItemOutcome.Failed, CaseWriter.NotEmbeddable(e)), null, true);
+                    report(new ItemResult(name, ItemOutcome.Failed, CaseWriter.NotEmbeddable(e)), null, true, null);
                     return [];
                 }
                 var pending = CaseDraft.Of(key, name, sha, frame.Image, annotation, facts);
@@ -196,34 +210,46 @@ public static class IndexJob
         }
         catch (Exception e) when (CaseWriter.FailureOf(e) is { } failure)
         {
-            report(new ItemResult(path, failure.Outcome, failure.Reason), null, true);
+            report(new ItemResult(path, failure.Outcome, failure.Reason), null, true, null);
         }
         return [];
     }
 
     /// <summary>
     /// The same bytes embedded by the same model are not embedded again; only a changed labels.csv row is applied.
-    /// Multi-frame cases are checked through their instance key, the one every selection stores first.
+    /// Multi-frame cases are checked through their instance key, the one every selection stores first. The row is
+    /// looked up as <see cref="Prepare"/> does, the study's through the stored case's Study Instance UID: the same
+    /// bytes, so the same facts as a fresh read would give.
     /// </summary>
     private static bool IsUnchanged(Collection collection, string key, byte[] sha, LabelsFile? labels, string path,
-        Action<ItemResult, string?, bool> report)
+        Report report)
     {
-        if (CaseWriter.Reuse(collection, key, sha, labels?.Find(key)) is not { } outcome) return false;
-        report(new ItemResult(path, outcome, outcome == ItemOutcome.Updated ? CaseWriter.LabelsChanged : null), key, true);
+        string? study = null;
+        var outcome = CaseWriter.Reuse(collection, key, sha, stored =>
+        {
+            study = stored.Metadata.GetValueOrDefault("study_instance_uid");
+            return labels?.For(key, study);
+        });
+        if (outcome is null) return false;
+        report(new ItemResult(path, outcome.Value, outcome == ItemOutcome.Updated ? CaseWriter.LabelsChanged : null), key, true, study);
         return true;
     }
 
     private static void Commit(Collection collection, IReadOnlyList<(CaseDraft Case, bool LastOfFile)> batch, float[] vectors,
-        Action<ItemResult, string?, bool> report)
+        Report report)
     {
         long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         for (int i = 0; i < batch.Count; i++)
         {
             var (item, last) = batch[i];
             var (outcome, reason) = CaseWriter.Store(collection, item, vectors.AsSpan(i * collection.Dimensions, collection.Dimensions), now);
-            report(new ItemResult(item.Source, outcome, reason), outcome == ItemOutcome.Failed ? null : item.Key, last);
+            report(new ItemResult(item.Source, outcome, reason), outcome == ItemOutcome.Failed ? null : item.Key, last,
+                item.Facts.GetValueOrDefault("study_instance_uid"));
         }
     }
+
+    /// <summary>What became of a file or frame; <paramref name="key"/> (with its case's <paramref name="study"/>) when a case holds it.</summary>
+    private delegate void Report(ItemResult result, string? key, bool fileDone, string? study);
 
     private static byte[] ReadHead(string path)
     {

@@ -2,9 +2,14 @@ namespace MedSearch.Engine;
 
 /// <summary>
 /// What a search starts from: the query's embedding and, where known, its patient (keyed hash), study and stored
-/// case, which the exclusions compare against.
+/// case, which the exclusions compare against. A series or study query searches that level's index with its
+/// pooled embedding, and its sampled <see cref="Slices"/> name the best-matching slice of each hit.
 /// </summary>
-public sealed record Query(float[] Embedding, string? PatientHash = null, string? StudyInstanceUid = null, ulong CaseId = 0);
+public sealed record Query(float[] Embedding, string? PatientHash = null, string? StudyInstanceUid = null, ulong CaseId = 0,
+    VolumeLevel Level = VolumeLevel.Instance, IReadOnlyList<QuerySlice>? Slices = null);
+
+/// <summary>A sampled slice of a volume query: its name (file or stored key), slice embedding and 8-bit thumbnail.</summary>
+public sealed record QuerySlice(string Name, float[] Embedding, byte[] Thumbnail);
 
 public sealed record SearchOptions
 {

@@ -2,8 +2,14 @@ using MedSearch.Storage.Records;
 
 namespace MedSearch.Engine;
 
-/// <summary>A stored case found near a query; <see cref="Rank"/> starts at 1.</summary>
-public sealed record Neighbour(int Rank, float Similarity, CaseRecord Case);
+/// <summary>
+/// A stored case (or series or study) found near a query; <see cref="Rank"/> starts at 1. For a volume query,
+/// <see cref="BestSlices"/> is the hit's slice and the query's slice that look most alike.
+/// </summary>
+public sealed record Neighbour(int Rank, float Similarity, CaseRecord Case, SlicePair? BestSlices = null);
+
+/// <summary>The pair of slices, one of the query and one of the hit, with the highest slice-to-slice similarity.</summary>
+public sealed record SlicePair(string QuerySlice, byte[] QueryThumbnail, string HitSliceKey, byte[] HitThumbnail, float Similarity);
 
 public sealed record SearchResult(
     IReadOnlyList<Neighbour> Neighbours,

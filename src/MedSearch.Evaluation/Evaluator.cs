@@ -43,6 +43,8 @@ public sealed record EvaluationOptions
     public int Seed { get; init; } = 20261127;
     /// <summary>Leave out queries whose pixels equal a reference case's.</summary>
     public bool DropDuplicates { get; init; }
+    /// <summary>Evaluate images, series or studies: queries and reference are cases of that level.</summary>
+    public VolumeLevel Level { get; init; } = VolumeLevel.Instance;
 }
 
 /// <summary>One query's score for one label at one k, by approximate and by exact search.</summary>
@@ -104,7 +106,9 @@ public static class Evaluator
         var subgroups = new Subgroups(options.AgeBands);
 
         var failed = new List<string>();
-        var (queries, reference) = Gather(collection, options.Queries, failed, cancellation);
+        if (options.Level != VolumeLevel.Instance && options.Queries is QuerySet.Folder)
+            throw new ArgumentException("queries: a folder of images is evaluated at instance level; at series or study level use --split or --leave-one-out");
+        var (queries, reference) = Gather(collection, options.Queries, options.Level, failed, cancellation);
         var duplicates = FindDuplicates(queries, reference, options.Queries is QuerySet.LeaveOneOut);
         if (options.DropDuplicates)
         {
@@ -157,7 +161,7 @@ public static class Evaluator
             byK.Add(new KReport(k, Recall(ann, exact, k), labelReports));
         }
 
-        var settings = new EvaluationSettings(collection.DataPath, collection.ModelId, ModeOf(options.Queries), SourceOf(options.Queries), ks,
+        var settings = new EvaluationSettings(collection.DataPath, collection.ModelId, ModeOf(options.Queries), SourceOf(options.Queries, options.Level, collection.Volumes), ks,
             options.Weighting.ToString().ToLowerInvariant(), options.Weighting == Weighting.Softmax ? options.Temperature : null,
             ExclusionsOf(options), options.Target?.Name, [.. subgroups.AgeBands.Select(b => b.Name)], options.BootstrapSamples, options.Seed,
             HnswOf(collection.Stats().Index));
@@ -168,14 +172,14 @@ public static class Evaluator
     }
 
     /// <summary>The queries, and what the reference holds: label counts (for average precision) and pixel hashes (for duplicates).</summary>
-    private static (List<QueryCase>, Reference) Gather(Collection collection, QuerySet set, List<string> failed, CancellationToken cancellation)
+    private static (List<QueryCase>, Reference) Gather(Collection collection, QuerySet set, VolumeLevel level, List<string> failed, CancellationToken cancellation)
     {
         var queries = new List<QueryCase>();
         var labelCounts = new Dictionary<string, long>(StringComparer.Ordinal);
         var byPixels = new Dictionary<string, List<(string, string[])>>(StringComparer.Ordinal);
         long count = 0;
         int unhashed = 0;
-        foreach (var record in collection.Cases())
+        foreach (var record in collection.Cases(level))
         {
             cancellation.ThrowIfCancellationRequested();
             bool isQuery = set switch
@@ -184,7 +188,7 @@ public static class Evaluator
                 QuerySet.LeaveOneOut => true,
                 _ => false,
             };
-            if (isQuery) queries.Add(QueryOf(collection, record));
+            if (isQuery) queries.Add(QueryOf(collection, record, level));
             if (isQuery && set is QuerySet.Split) continue;
             count++;
             foreach (var label in record.Labels.Distinct(StringComparer.Ordinal)) labelCounts[label] = labelCounts.GetValueOrDefault(label) + 1;
@@ -202,12 +206,12 @@ public static class Evaluator
         return (queries, new Reference(labelCounts, byPixels, count, unhashed));
     }
 
-    private static QueryCase QueryOf(Collection collection, CaseRecord record)
+    private static QueryCase QueryOf(Collection collection, CaseRecord record, VolumeLevel level)
     {
         if (record.ModelId != collection.ModelId)
             throw new ArgumentException($"case {record.Key} was embedded by {record.ModelId}, not the collection's {collection.ModelId}: reindex first");
         var metadata = new Dictionary<string, string>(record.Metadata, StringComparer.Ordinal);
-        var query = new Query([.. record.Embedding], metadata.GetValueOrDefault("patient_hash"), metadata.GetValueOrDefault("study_instance_uid"), record.Id);
+        var query = new Query([.. record.Embedding], metadata.GetValueOrDefault("patient_hash"), metadata.GetValueOrDefault("study_instance_uid"), record.Id, level);
         return new QueryCase(record.Key, query, record.Labels.ToHashSet(StringComparer.Ordinal), metadata,
             record.PixelSha256.IsEmpty ? null : Convert.ToHexString(record.PixelSha256.Span));
     }
@@ -231,8 +235,8 @@ public static class Evaluator
                 var key = CaseWriter.KeyOf(bytes, files[i], CaseId.FileKey(Path.GetRelativePath(root, files[i])));
                 var input = ImageReader.Read(bytes, files[i], collection.ReadOptions);
                 var image = input.Frames[0].Image;
-                var annotation = labels.Find(key);
                 var metadata = new Dictionary<string, string>(CaseFacts.From(input), StringComparer.Ordinal);
+                var annotation = labels.For(key, metadata.GetValueOrDefault("study_instance_uid"));
                 foreach (var (name, value) in annotation?.Metadata ?? new Dictionary<string, string>()) metadata[name] = value;
                 var query = new Query(collection.Embed(image), input.Dicom?.PatientHash, input.Dicom?.StudyInstanceUid);
                 queries[i] = new QueryCase(key, query, (annotation?.Labels ?? []).ToHashSet(StringComparer.Ordinal), metadata,
@@ -373,12 +377,21 @@ public static class Evaluator
         _ => "leave-one-out",
     };
 
-    private static string SourceOf(QuerySet set) => set switch
+    private static string SourceOf(QuerySet set, VolumeLevel level, VolumeOptions volumes)
     {
-        QuerySet.Split s => $"cases with {s.Key}={s.Value}",
-        QuerySet.Folder f => $"{f.Path} (labels {f.LabelsPath})",
-        _ => "every case of the collection",
-    };
+        var cases = level switch
+        {
+            VolumeLevel.Series => $"series (pooled: {volumes})",
+            VolumeLevel.Study => $"studies (mean of series pooled: {volumes})",
+            _ => "cases",
+        };
+        return set switch
+        {
+            QuerySet.Split s => $"{cases} with {s.Key}={s.Value}",
+            QuerySet.Folder f => $"{f.Path} (labels {f.LabelsPath})",
+            _ => $"every one of the collection's {cases}",
+        };
+    }
 
     private static List<string> ExclusionsOf(EvaluationOptions options)
     {

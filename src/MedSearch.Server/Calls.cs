@@ -108,6 +108,15 @@ internal static class Calls
         neighbour.Labels.Add(record.Labels);
         neighbour.Metadata.Add(record.Metadata);
         if (includeThumbnail) neighbour.Thumbnail = record.Thumbnail;
+        if (n.BestSlices is { } pair)
+        {
+            neighbour.BestSlices = new Protocol.V1.SlicePair { QuerySlice = pair.QuerySlice, HitSliceKey = pair.HitSliceKey, Similarity = pair.Similarity };
+            if (includeThumbnail)
+            {
+                neighbour.BestSlices.QueryThumbnail = Google.Protobuf.ByteString.CopyFrom(pair.QueryThumbnail);
+                neighbour.BestSlices.HitThumbnail = Google.Protobuf.ByteString.CopyFrom(pair.HitThumbnail);
+            }
+        }
         return neighbour;
     }
 

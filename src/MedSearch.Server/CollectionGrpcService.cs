@@ -18,6 +18,11 @@ public sealed class CollectionGrpcService(Collection collection) : CollectionSer
             Dimensions = collection.Dimensions,
             StoreBytes = stats.StoreBytes,
             IndexBytes = stats.IndexBytes,
+            Series = stats.Series,
+            Studies = stats.Studies,
+            Pooling = stats.Volumes.Pooling.ToString().ToLowerInvariant(),
+            SlicesPerSeries = stats.Volumes.SlicesPerSeries,
+            VolumeDimensions = stats.Volumes.DimensionsFor(collection.Dimensions),
             Index = new IndexSettings
             {
                 Quantization = stats.Index.Quantization.ToString().ToLowerInvariant(),

@@ -71,18 +71,51 @@ public sealed class SearchGrpcService(Collection collection, InferenceGate infer
             ExcludeSameStudy = request.ExcludeSameStudy,
             OnePerStudy = request.OnePerStudy,
         };
+        var level = request.Level switch
+        {
+            Protocol.V1.Level.Instance => VolumeLevel.Instance,
+            Protocol.V1.Level.Series => VolumeLevel.Series,
+            Protocol.V1.Level.Study => VolumeLevel.Study,
+            _ => throw Calls.Invalid($"{prefix}level: {request.Level} is not one of INSTANCE, SERIES, STUDY"),
+        };
+        var query = (request.QueryCase, level) switch
+        {
+            (SearchRequest.QueryOneofCase.Images, VolumeLevel.Instance) =>
+                throw Calls.Invalid($"{prefix}images: a set of files is a series or study query; set level to SERIES or STUDY (or send one file as image)"),
+            (SearchRequest.QueryOneofCase.Image, not VolumeLevel.Instance) =>
+                throw Calls.Invalid($"{prefix}image: one file is an instance query; at {prefix}level {request.Level} send the series' files as images"),
+            (SearchRequest.QueryOneofCase.Images, _) => await VolumeImagesQuery(request, level, prefix, context),
+            (SearchRequest.QueryOneofCase.CaseId, not VolumeLevel.Instance) => Calls.Run(() => collection.VolumeQuery(level, request.CaseId), prefix + "case_id"),
+            (SearchRequest.QueryOneofCase.Embedding, _) => Calls.Run(() => collection.EmbeddingQuery(request.Embedding.Values, level), prefix + "embedding"),
+            _ => await InstanceQuery(request, prefix, context),
+        };
+        if (options.ExcludeQueryCase && query.CaseId == 0)
+            throw Calls.Invalid($"{prefix}exclude_query_case: only a stored-case query (case_id) has a case to exclude");
+        return (query, options);
+    }
+
+    private async Task<Query> VolumeImagesQuery(SearchRequest request, VolumeLevel level, string prefix, ServerCallContext context)
+    {
+        var set = request.Images;
+        if (set.Files.Count == 0) throw Calls.Invalid($"{prefix}images: no files");
+        if (set.Names.Count != 0 && set.Names.Count != set.Files.Count)
+            throw Calls.Invalid($"{prefix}images.names: {set.Names.Count} names for {set.Files.Count} files (give one per file, or none)");
+        var files = set.Files.Select((f, i) => (f.Memory, set.Names.Count > 0 ? set.Names[i] : $"file {i + 1}")).ToList();
+        var skipped = new List<string>();
+        return await inference.RunAsync(() => Calls.Run(() => collection.ImagesQuery(level, files, skipped), prefix + "images"), context.CancellationToken);
+    }
+
+    private async Task<Query> InstanceQuery(SearchRequest request, string prefix, ServerCallContext context)
+    {
         var query = request.QueryCase switch
         {
             SearchRequest.QueryOneofCase.Image when request.Image.IsEmpty => throw Calls.Invalid($"{prefix}image: empty (0 bytes)"),
             SearchRequest.QueryOneofCase.Image => await inference.RunAsync(
                 () => Calls.Run(() => collection.ImageQuery(request.Image.Memory, ImageName(request)), prefix + "image"), context.CancellationToken),
             SearchRequest.QueryOneofCase.CaseId => Calls.Run(() => collection.CaseQuery(request.CaseId), prefix + "case_id"),
-            SearchRequest.QueryOneofCase.Embedding => Calls.Run(() => collection.EmbeddingQuery(request.Embedding.Values), prefix + "embedding"),
-            _ => throw Calls.Invalid($"{prefix}query: set `image` (file bytes), `case_id` or `embedding`"),
+            _ => throw Calls.Invalid($"{prefix}query: set `image` (file bytes), `case_id`, `embedding` or, for a series or study, `images`"),
         };
-        if (options.ExcludeQueryCase && query.CaseId == 0)
-            throw Calls.Invalid($"{prefix}exclude_query_case: only a stored-case query (case_id) has a case to exclude");
-        return (query, options);
+        return query;
     }
 
     private static string ImageName(SearchRequest request) =>

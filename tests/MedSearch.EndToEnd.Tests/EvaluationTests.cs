@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 using Grpc.Net.Client;
 using MedSearch.Protocol.V1;
@@ -47,8 +46,6 @@ public sealed class BreastMnistEvaluationFixture : IAsyncLifetime
 
 public sealed class EvaluationTests(BreastMnistEvaluationFixture fixture) : IClassFixture<BreastMnistEvaluationFixture>
 {
-    private const string Python = "/usr/bin/python3";
-
     private static JsonElement Report(string directory) => JsonDocument.Parse(File.ReadAllText(Path.Combine(directory, "report.json"))).RootElement;
 
     private static IEnumerable<(int K, JsonElement Label)> Labels(JsonElement report) =>
@@ -84,7 +81,7 @@ public sealed class EvaluationTests(BreastMnistEvaluationFixture fixture) : ICla
         Assert.True(exported.ExitCode == 0, exported.ToString());
         Assert.Contains($"exported {BreastMnistEvaluationFixture.AllCases} case(s) of 512 dimensions", exported.Output);
 
-        var check = await RunPythonAsync(Path.Combine(SharedData.RepositoryRoot, "tests", "python", "sklearn_check.py"),
+        var check = await DebianPython.RunAsync(Path.Combine(SharedData.RepositoryRoot, "tests", "python", "sklearn_check.py"),
             export, report, "split", "test", weighting, "0.05");
         var result = JsonDocument.Parse(check).RootElement;
         int ks = Report(report).GetProperty("by_k").GetArrayLength();
@@ -293,19 +290,6 @@ public sealed class EvaluationTests(BreastMnistEvaluationFixture fixture) : ICla
             Assert.Contains(message, run.Error);
         }
         Assert.False(File.Exists(Path.Combine(fixture.Data, "operating-points.json")));
-    }
-
-    private static async Task<string> RunPythonAsync(string script, params string[] args)
-    {
-        var start = new ProcessStartInfo(Python) { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add(script);
-        foreach (var arg in args) start.ArgumentList.Add(arg);
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(3));
-        Assert.True(process.ExitCode == 0, $"{script} failed ({process.ExitCode}); it needs Debian's python3-sklearn (installed by .ci/run):\n{await stderr}\n{await stdout}");
-        return await stdout;
     }
 
     private static void CopyDirectory(string from, string to)
