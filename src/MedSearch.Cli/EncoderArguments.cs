@@ -10,6 +10,17 @@ public static class EncoderArguments
     public const string Model = "--model";
     public const string Device = "--device";
     public const string BatchWait = "--batch-wait";
+    public const string Pooling = "--pooling";
+    public const string SeriesSlices = "--series-slices";
+
+    /// <summary>The options of every verb that opens a collection for writing or serving.</summary>
+    public static readonly string[] VolumeOptions = [Pooling, SeriesSlices];
+
+    public const string VolumeHelp = """
+          --pooling P     how series are pooled from their slices: mean, median, max or meanmax (mean and max
+                          concatenated); recorded in the data directory and kept until changed (default mean)
+          --series-slices N  slices sampled evenly per series and pooled, 1..1024 (recorded; default 16)
+        """;
 
     public const string ModelAndDeviceHelp = """
           --model M       the encoder: a model folder or its manifest.json (docs/models.md); default
@@ -30,7 +41,18 @@ public static class EncoderArguments
         var encoder = batch is { } size ? new EncoderOptions { MaxBatchSize = size } : new EncoderOptions();
         try
         {
-            return CollectionOptions.FromSettings(line.Get(Model), line.Get(Device), encoder);
+            Engine.Pooling? pooling = line.Get(Pooling) switch
+            {
+                null => null,
+                "mean" => Engine.Pooling.Mean,
+                "median" => Engine.Pooling.Median,
+                "max" => Engine.Pooling.Max,
+                "meanmax" => Engine.Pooling.MeanMax,
+                var other => throw new UsageException($"{Pooling} must be mean, median, max or meanmax, got `{other}`"),
+            };
+            int? slices = line.Has(SeriesSlices) ? line.GetInt(SeriesSlices, 0) : null;
+            if (slices is < 1 or > 1024) throw new UsageException($"{SeriesSlices} must be between 1 and 1024, got {slices}");
+            return CollectionOptions.FromSettings(line.Get(Model), line.Get(Device), encoder, pooling, slices);
         }
         catch (FormatException e)
         {

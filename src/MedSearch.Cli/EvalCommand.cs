@@ -11,7 +11,7 @@ public static class EvalCommand
                               [--k 10 | --k 1,5,10,25] [--weighting similarity|uniform|softmax] [--temperature T]
                               [--target-sensitivity S | --target-specificity S] [--save] [--exclude-same-patient]
                               [--drop-duplicates] [--age-bands 0-17,18-39,40-64,65+] [--bootstrap N] [--seed N]
-                              [--out DIR] [--data DIR]
+                              [--level instance|series|study] [--pooling P] [--out DIR] [--data DIR]
 
         How well neighbour voting over this collection classifies: every labelled query is searched as the service
         searches (approximate HNSW), and again exactly, and per label the report gives the AUC with a bootstrap 95%
@@ -44,6 +44,7 @@ public static class EvalCommand
                                   roc-LABEL-kK.csv/.png, scores.csv
           --data DIR              data directory (default: $MEDSEARCH_DATA, else ./index-data)
         {EncoderArguments.ModelAndDeviceHelp}
+        {EncoderArguments.VolumeHelp}
 
         exit status: 0 done, 1 the collection could not be opened, 2 bad usage or nothing to evaluate
         """;
@@ -53,7 +54,7 @@ public static class EvalCommand
         var line = CommandLine.Parse(args, new HashSet<string>
         {
             "--split", "--queries", "--labels", "--k", "--weighting", "--temperature", "--target-sensitivity", "--target-specificity",
-            "--age-bands", "--bootstrap", "--seed", "--out", "--data", "--level", EncoderArguments.Model, EncoderArguments.Device,
+            "--age-bands", "--bootstrap", "--seed", "--out", "--data", "--level", EncoderArguments.Model, EncoderArguments.Device, EncoderArguments.Pooling, EncoderArguments.SeriesSlices,
         }, new HashSet<string> { "--leave-one-out", "--save", "--exclude-same-patient", "--drop-duplicates" });
         if (line.Help) { Console.Out.Write(Help); return Task.FromResult(Program.Ok); }
         if (line.Positional.Count != 0) throw new UsageException($"takes no positional arguments, got `{line.Positional[0]}`");

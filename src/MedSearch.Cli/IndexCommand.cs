@@ -28,6 +28,7 @@ public static class IndexCommand
           --receipt FILE  append the key of each case once a checkpoint has made it durable: the run's
                           acknowledgement of what is stored, which a crash cannot take back
         {EncoderArguments.ModelAndDeviceHelp}
+        {EncoderArguments.VolumeHelp}
 
         exit status: 0 all done, 3 finished but some files failed (listed), 1 the job could not run, 2 bad usage
         """;
@@ -35,7 +36,7 @@ public static class IndexCommand
     public static async Task<int> RunAsync(string[] args)
     {
         var line = CommandLine.Parse(args, new HashSet<string> { "--labels", "--data", "--batch", "--frames", "--checkpoint-every", "--receipt",
-            EncoderArguments.Model, EncoderArguments.Device, EncoderArguments.BatchWait }, new HashSet<string>());
+            EncoderArguments.Model, EncoderArguments.Device, EncoderArguments.BatchWait, EncoderArguments.Pooling, EncoderArguments.SeriesSlices }, new HashSet<string>());
         if (line.Help) { Console.Out.Write(Help); return Program.Ok; }
         if (line.Positional.Count != 1) throw new UsageException("expects exactly one PATH to index");
         var root = Path.GetFullPath(line.Positional[0]);

@@ -41,6 +41,7 @@ public static class ServeCommand
                                (default: $MEDSEARCH_AUDIT_FILE, else only the log category MedSearch.Audit)
           --log-format F       text (default) or json: one JSON object per log line on the console
         {EncoderArguments.ModelAndDeviceHelp}
+        {EncoderArguments.VolumeHelp}
         """;
 
     private static readonly (string Option, string? Environment)[] Settings =
@@ -56,7 +57,7 @@ public static class ServeCommand
 
     public static async Task<int> RunAsync(string[] args)
     {
-        var line = CommandLine.Parse(args, Settings.Select(s => s.Option).Append(EncoderArguments.Model).Append(EncoderArguments.Device).ToHashSet(), new HashSet<string>());
+        var line = CommandLine.Parse(args, Settings.Select(s => s.Option).Append(EncoderArguments.Model).Append(EncoderArguments.Device).Concat(EncoderArguments.VolumeOptions).ToHashSet(), new HashSet<string>());
         if (line.Help) { Console.Out.Write(Help); return Program.Ok; }
         if (line.Positional.Count != 0) throw new UsageException($"takes no positional arguments, got `{line.Positional[0]}`");
 

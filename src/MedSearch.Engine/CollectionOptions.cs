@@ -25,8 +25,11 @@ public sealed class CollectionOptions
 
     public HnswOptions Hnsw { get; init; } = new();
 
-    /// <summary>How series and studies are pooled; null keeps what the collection recorded (else the defaults).</summary>
-    public VolumeOptions? Volumes { get; init; }
+    /// <summary>How series and studies are pooled; null keeps what the collection recorded (else the default).</summary>
+    public Pooling? Pooling { get; init; }
+
+    /// <summary>Slices pooled per series; null keeps what the collection recorded (else the default).</summary>
+    public int? SlicesPerSeries { get; init; }
     public CaseStoreOptions Store { get; init; } = new();
 
     /// <summary>Largest k a caller may ask for; bounds the work and memory of one query.</summary>
@@ -38,11 +41,15 @@ public sealed class CollectionOptions
     /// <see cref="EncoderDevice.Auto"/>.
     /// </summary>
     /// <exception cref="FormatException">The device is not auto, cpu, cuda or cuda:N; the message quotes it.</exception>
-    public static CollectionOptions FromSettings(string? model, string? device, EncoderOptions? encoder = null)
+    public static CollectionOptions FromSettings(string? model, string? device, EncoderOptions? encoder = null, Pooling? pooling = null,
+        int? slicesPerSeries = null)
     {
         encoder ??= new EncoderOptions();
         if (Setting.From(device, DeviceEnvironmentVariable) is { } chosen) encoder = encoder.WithDevice(chosen);
-        return new CollectionOptions { Encoder = encoder, ModelPath = Setting.From(model, ModelEnvironmentVariable) };
+        return new CollectionOptions
+        {
+            Encoder = encoder, ModelPath = Setting.From(model, ModelEnvironmentVariable), Pooling = pooling, SlicesPerSeries = slicesPerSeries,
+        };
     }
 
     /// <summary>How <see cref="ModelPath"/> reads in messages: the path, or what the default is.</summary>

@@ -86,7 +86,12 @@ public sealed record CollectionSettings(
     {
         var current = EncoderRecord.Of(encoder, options);
         var settings = Load(path);
-        var volumes = (options.Volumes ?? settings?.Volumes ?? new VolumeOptions()).Validated();
+        var recorded = settings?.Volumes ?? new VolumeOptions();
+        var volumes = (recorded with
+        {
+            Pooling = options.Pooling ?? recorded.Pooling,
+            SlicesPerSeries = options.SlicesPerSeries ?? recorded.SlicesPerSeries,
+        }).Validated();
         if (settings is null)
         {
             new CollectionSettings(CurrentFormat, encoder.Manifest.ModelId, encoder.Dimensions, DateTimeOffset.UtcNow, current, volumes).Save(path);
