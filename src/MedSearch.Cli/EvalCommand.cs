@@ -90,6 +90,9 @@ public static class EvalCommand
         bool save = line.Has("--save");
         if (save && (options.Target is null || options.Ks.Count != 1))
             throw new UsageException("--save needs --target-sensitivity or --target-specificity and exactly one --k: a threshold is only valid for the k it was chosen at");
+        // Stored points are per label, and Classify applies them to instance queries: series votes would overwrite them.
+        if (save && options.Level != VolumeLevel.Instance)
+            throw new UsageException("--save stores instance-level operating points; a threshold chosen on series or study votes would replace them. Evaluate without --save at this level");
         var output = Path.GetFullPath(line.Get("--out") ?? "eval-report");
 
         var dataPath = DataDirectory.Resolve(line.Get("--data"));

@@ -98,6 +98,7 @@ public static class QueryCommand
         o.WriteLine(response.Votes.Count == 0 ? "no labelled neighbours: no vote" : "neighbour vote:");
         foreach (var v in response.Votes)
             o.WriteLine(string.Format(c, "  {0,-20} {1,6:P1}  ({2} neighbours)", v.Label, v.Score, v.Neighbours));
+        foreach (var warning in response.Warnings) o.WriteLine($"  left out of the query: {warning}");
         if (response.UnlabelledNeighbours > 0)
             o.WriteLine($"  {response.UnlabelledNeighbours} unlabelled neighbours not counted");
     }

@@ -100,6 +100,8 @@ public sealed class LabelsFile
                 throw new CollectionException($"{name}:{line}: {fields.Length} fields, the header has {header.Length}");
 
             var filled = keyColumns.Where(c => fields[c].Trim().Length > 0).ToArray();
+            // An instance row may name its study too: the study UID is then that row's metadata, not its key.
+            if (filled.Length > 1 && filled.Contains(studyColumn)) filled = filled.Where(c => c != studyColumn).ToArray();
             if (filled.Length == 0)
                 throw new CollectionException(keyColumns.Length == 1
                     ? $"{name}:{line}: `{header[keyColumns[0]]}` is not filled in"
@@ -113,7 +115,7 @@ public sealed class LabelsFile
                 .Distinct(StringComparer.Ordinal).ToArray();
             var metadata = new SortedDictionary<string, string>(StringComparer.Ordinal);
             for (int c = 0; c < header.Length; c++)
-                if (!keyColumns.Contains(c) && c != labelsColumn && fields[c].Length > 0)
+                if (c != keyColumn && (c == studyColumn || !keyColumns.Contains(c)) && c != labelsColumn && fields[c].Length > 0)
                     metadata[header[c]] = fields[c];
             var annotation = new CaseAnnotation(labels, metadata);
 

@@ -5,8 +5,9 @@ namespace MedSearch.Engine;
 /// case, which the exclusions compare against. A series or study query searches that level's index with its
 /// pooled embedding, and its sampled <see cref="Slices"/> name the best-matching slice of each hit.
 /// </summary>
+/// <param name="Warnings">What was left out of a series/study query's files, and why.</param>
 public sealed record Query(float[] Embedding, string? PatientHash = null, string? StudyInstanceUid = null, ulong CaseId = 0,
-    VolumeLevel Level = VolumeLevel.Instance, IReadOnlyList<QuerySlice>? Slices = null);
+    VolumeLevel Level = VolumeLevel.Instance, IReadOnlyList<QuerySlice>? Slices = null, IReadOnlyList<string>? Warnings = null);
 
 /// <summary>A sampled slice of a volume query: its name (file or stored key), slice embedding and 8-bit thumbnail.</summary>
 public sealed record QuerySlice(string Name, float[] Embedding, byte[] Thumbnail);

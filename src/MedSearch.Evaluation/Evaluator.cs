@@ -109,19 +109,21 @@ public static class Evaluator
         if (options.Level != VolumeLevel.Instance && options.Queries is QuerySet.Folder)
             throw new ArgumentException("queries: a folder of images is evaluated at instance level; at series or study level use --split or --leave-one-out");
         var (queries, reference) = Gather(collection, options.Queries, options.Level, failed, cancellation);
+        // Every case of the split stays out of the reference, also those dropped or unlabelled below.
+        var splitIds = options.Queries is QuerySet.Split ? queries.Select(q => q.Query.CaseId).ToHashSet() : null;
         var duplicates = FindDuplicates(queries, reference, options.Queries is QuerySet.LeaveOneOut);
         if (options.DropDuplicates)
         {
             var dropped = duplicates.Select(d => d.Query).ToHashSet(StringComparer.Ordinal);
             queries = queries.Where(q => !dropped.Contains(q.Key)).ToList();
         }
-        int unhashed = reference.Unhashed + queries.Count(q => q.PixelSha256 is null);
+        // Leave-one-out queries are the reference cases themselves: counted once.
+        int unhashed = reference.Unhashed + (options.Queries is QuerySet.LeaveOneOut ? 0 : queries.Count(q => q.PixelSha256 is null));
         int unlabelled = queries.Count(q => q.Labels.Count == 0);
         queries = queries.Where(q => q.Labels.Count > 0).ToList();
         if (queries.Count == 0)
             throw new ArgumentException($"no labelled query to evaluate ({unlabelled} unlabelled, {failed.Count} unreadable)");
 
-        var splitIds = options.Queries is QuerySet.Split ? queries.Select(q => q.Query.CaseId).ToHashSet() : null;
         var ann = new List<Neighbour>[queries.Count];
         var exact = new List<Neighbour>[queries.Count];
         int done = 0;

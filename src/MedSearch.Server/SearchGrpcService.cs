@@ -19,6 +19,7 @@ public sealed class SearchGrpcService(Collection collection, InferenceGate infer
         var result = Calls.Run(() => collection.Search(query, options));
         var response = new SearchResponse { ModelId = result.ModelId, UnlabelledNeighbours = result.UnlabelledNeighbours };
         response.Neighbours.Add(result.Neighbours.Select(n => Calls.ToNeighbour(n, request.IncludeThumbnails)));
+        response.Warnings.Add(query.Warnings ?? []);
         foreach (var v in result.Votes)
             response.Votes.Add(new Protocol.V1.LabelVote { Label = v.Label, Score = v.Score, Neighbours = v.Neighbours });
         return response;
@@ -41,6 +42,7 @@ public sealed class SearchGrpcService(Collection collection, InferenceGate infer
         var result = Calls.Run(() => collection.Classify(query, options, weighting, temperature));
         var response = new ClassifyResponse { ModelId = result.ModelId, UnlabelledNeighbours = result.UnlabelledNeighbours };
         response.Neighbours.Add(result.Neighbours.Select(n => Calls.ToNeighbour(n, request.Search.IncludeThumbnails)));
+        response.Warnings.Add(query.Warnings ?? []);
         foreach (var d in result.Labels)
         {
             response.Labels.Add(new Protocol.V1.LabelDecision

@@ -199,11 +199,19 @@ public sealed class VolumeTests(VolumeFixture fixture) : IClassFixture<VolumeFix
             set.Names.Add(Path.GetFileName(file));
         }
         var byFiles = await client.SearchAsync(new SearchRequest { Images = set, Level = Level.Series, K = 2, ExcludeSameStudy = true });
+        Assert.Empty(byFiles.Warnings);
         Assert.DoesNotContain(byFiles.Neighbours, n => n.SeriesInstanceUid == seriesUid);
         var again = await client.SearchAsync(new SearchRequest { Images = set, Level = Level.Series, K = 1 });
         Assert.Equal("series:" + seriesUid, again.Neighbours[0].Key);
         Assert.True(again.Neighbours[0].Similarity > 0.999, $"{again.Neighbours[0].Similarity}");
         Assert.StartsWith("brain_", again.Neighbours[0].BestSlices.QuerySlice);
+
+        var withJunk = set.Clone();
+        withJunk.Files.Add(ByteString.CopyFromUtf8("not a DICOM file"));
+        withJunk.Names.Add("junk.txt");
+        var warned = await client.SearchAsync(new SearchRequest { Images = withJunk, Level = Level.Series, K = 1 });
+        Assert.Equal("series:" + seriesUid, warned.Neighbours[0].Key);
+        Assert.Contains(warned.Warnings, w => w.StartsWith("junk.txt: "));
 
         var study = await client.SearchAsync(new SearchRequest { CaseId = again.Neighbours[0].StudyInstanceUid, Level = Level.Study, K = 1 });
         Assert.StartsWith("study:", study.Neighbours[0].Key);

@@ -70,6 +70,16 @@ public class LabelsFileTests
     }
 
     [Fact]
+    public void An_instance_row_naming_its_study_is_keyed_by_the_instance_and_keeps_the_study_as_metadata()
+    {
+        var file = LabelsFile.Parse("sop_instance_uid,study_instance_uid,labels\n1.2.3,1.2.9,x\n", "l.csv");
+        var row = file.Find(CaseId.SopKey("1.2.3"))!;
+        Assert.Equal(["x"], row.Labels);
+        Assert.Equal("1.2.9", row.Metadata["study_instance_uid"]);
+        Assert.Null(file.FindStudy("1.2.9"));
+    }
+
+    [Fact]
     public void A_file_may_mix_path_and_study_rows()
     {
         var file = LabelsFile.Parse("path,study_instance_uid,labels\na/1.png,,benign\n,1.2.9,malignant\n", "l.csv");
@@ -92,9 +102,8 @@ public class LabelsFileTests
     [InlineData("path,sop_instance_uid,labels\na.png,,x\n,,y\n", "l.csv:3: none of `path` or `sop_instance_uid` is filled in")]
     [InlineData("sop_instance_uid,study_instance_uid,labels\n1.2.3,,x\n , ,y\n", "l.csv:3: none of `sop_instance_uid` or `study_instance_uid` is filled in")]
     [InlineData("study_instance_uid,labels\n1.2.9,x\n,y\n", "l.csv:3: `study_instance_uid` is not filled in")]
-    [InlineData("sop_instance_uid,study_instance_uid,labels\n1.2.3,1.2.9,x\n", "l.csv:2: `sop_instance_uid` and `study_instance_uid` are both filled in")]
     [InlineData("path,sop_instance_uid,labels\na.png,1.2.3,x\n", "l.csv:2: `path` and `sop_instance_uid` are both filled in")]
-    [InlineData("path,sop_instance_uid,study_instance_uid,labels\n,1.2.3,,x\na.png,1.2.3,1.2.9,x\n", "l.csv:3: `path`, `sop_instance_uid` and `study_instance_uid` are all filled in")]
+    [InlineData("path,sop_instance_uid,study_instance_uid,labels\n,1.2.3,,x\na.png,1.2.3,1.2.9,x\n", "l.csv:3: `path` and `sop_instance_uid` are both filled in")]
     [InlineData("study_instance_uid,labels\n1.2.9,x\n\"1.2.9\",y\n", "l.csv:3: a second row for study:1.2.9")]
     [InlineData("path,label\nx,y\n", "no `labels` column")]
     [InlineData("path,labels\na.png,x,extra\n", "l.csv:2: 3 fields, the header has 2")]

@@ -29,18 +29,12 @@ internal readonly record struct SlicePlace(double Position, double InstanceNumbe
     public static SlicePlace Of(CaseRecord record)
     {
         var c = CultureInfo.InvariantCulture;
-        double position = double.NaN;
-        if (record.Metadata.TryGetValue("image_position", out var p) && record.Metadata.TryGetValue("image_orientation", out var o)
-            && Numbers(p, 3) is { } at && Numbers(o, 6) is { } d)
-        {
-            // Normal = row direction × column direction.
-            double nx = d[1] * d[5] - d[2] * d[4], ny = d[2] * d[3] - d[0] * d[5], nz = d[0] * d[4] - d[1] * d[3];
-            position = at[0] * nx + at[1] * ny + at[2] * nz;
-        }
+        var position = record.Metadata.TryGetValue("image_position", out var p) ? Numbers(p, 3) : null;
+        var orientation = record.Metadata.TryGetValue("image_orientation", out var o) ? Numbers(o, 6) : null;
         double instance = record.Metadata.TryGetValue("instance_number", out var n) && double.TryParse(n, NumberStyles.Float, c, out var v) ? v : double.NaN;
-        int frame = record.Key.LastIndexOf("#frame=", StringComparison.Ordinal) is var at2 and >= 0
-            && int.TryParse(record.Key.AsSpan(at2 + 7), NumberStyles.None, c, out var f) ? f : 0;
-        return new SlicePlace(position, instance, frame, record.Key);
+        int frame = record.Key.LastIndexOf("#frame=", StringComparison.Ordinal) is var at and >= 0
+            && int.TryParse(record.Key.AsSpan(at + 7), NumberStyles.None, c, out var f) ? f : 0;
+        return Of(position, orientation, instance, frame, record.Key);
 
         double[]? Numbers(string text, int count)
         {
@@ -48,9 +42,24 @@ internal readonly record struct SlicePlace(double Position, double InstanceNumbe
             if (parts.Length != count) return null;
             var values = new double[count];
             for (int i = 0; i < count; i++)
-                if (!double.TryParse(parts[i], NumberStyles.Float, c, out values[i]) || !double.IsFinite(values[i])) return null;
+                if (!double.TryParse(parts[i], NumberStyles.Float, c, out values[i])) return null;
             return values;
         }
+    }
+
+    /// <summary>The place of a slice from its header values; a missing, non-finite or degenerate geometry gives no position.</summary>
+    public static SlicePlace Of(IReadOnlyList<double>? position, IReadOnlyList<double>? orientation, double instanceNumber, int frame, string key)
+    {
+        double along = double.NaN;
+        if (position is { Count: 3 } at && orientation is { Count: 6 } d && at.Concat(d).All(double.IsFinite))
+        {
+            // Normal = row direction × column direction; rows and columns at right angles give a unit normal.
+            double nx = d[1] * d[5] - d[2] * d[4], ny = d[2] * d[3] - d[0] * d[5], nz = d[0] * d[4] - d[1] * d[3];
+            double length = Math.Sqrt(nx * nx + ny * ny + nz * nz);
+            // Zero or parallel directions have no normal: every slice would land at 0 and look like a duplicate.
+            if (length > 0.5) along = (at[0] * nx + at[1] * ny + at[2] * nz) / length;
+        }
+        return new SlicePlace(along, instanceNumber, frame, key);
     }
 
     public SlicePlace WithoutPosition() => this with { Position = double.NaN };

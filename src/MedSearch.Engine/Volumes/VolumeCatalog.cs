@@ -39,13 +39,21 @@ internal sealed class VolumeCatalog : IDisposable
     private readonly Func<ulong, CaseRecord?> _read;
     private readonly string _modelId;
     private readonly Lock _lock = new();
-    private readonly Dictionary<string, (string Study, HashSet<ulong> Instances)> _series = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, SeriesMembers> _series = new(StringComparer.Ordinal);
+    // Series whose pooling failed, with why: reported as their problem instead of breaking every volume search.
+    private readonly ConcurrentDictionary<string, string> _unpooled = new(StringComparer.Ordinal);
     private readonly Dictionary<string, HashSet<string>> _studies = new(StringComparer.Ordinal);
     private readonly Dictionary<ulong, string> _seriesOf = [];
     private readonly HashSet<string> _dirtySeries = new(StringComparer.Ordinal);
     private readonly HashSet<string> _dirtyStudies = new(StringComparer.Ordinal);
     private readonly Level _seriesLevel;
     private readonly Level _studyLevel;
+
+    private sealed class SeriesMembers(string study)
+    {
+        public string Study { get; set; } = study;
+        public HashSet<ulong> Instances { get; } = [];
+    }
 
     private sealed class Level(VolumeLevel level, IVectorIndex index) : IDisposable
     {
@@ -97,13 +105,19 @@ internal sealed class VolumeCatalog : IDisposable
         lock (_lock)
         {
             Detach(instance.Id);
-            if (!_series.TryGetValue(series, out var members)) _series[series] = members = (study, []);
+            if (!_series.TryGetValue(series, out var members)) _series[series] = members = new SeriesMembers(study);
+            else if (members.Study != study)
+            {
+                // The latest instance's study wins: a corrected Study UID moves the whole series.
+                LeaveStudy(series, members.Study);
+                members.Study = study;
+            }
             members.Instances.Add(instance.Id);
             _seriesOf[instance.Id] = series;
-            if (!_studies.TryGetValue(members.Study, out var inStudy)) _studies[members.Study] = inStudy = new(StringComparer.Ordinal);
+            if (!_studies.TryGetValue(study, out var inStudy)) _studies[study] = inStudy = new(StringComparer.Ordinal);
             inStudy.Add(series);
             _dirtySeries.Add(series);
-            _dirtyStudies.Add(members.Study);
+            _dirtyStudies.Add(study);
         }
     }
 
@@ -116,9 +130,15 @@ internal sealed class VolumeCatalog : IDisposable
     private void Detach(ulong instanceId)
     {
         if (!_seriesOf.Remove(instanceId, out var series)) return;
-        var (study, instances) = _series[series];
-        instances.Remove(instanceId);
+        var members = _series[series];
+        members.Instances.Remove(instanceId);
         _dirtySeries.Add(series);
+        _dirtyStudies.Add(members.Study);
+    }
+
+    private void LeaveStudy(string series, string study)
+    {
+        if (_studies.TryGetValue(study, out var inStudy)) inStudy.Remove(series);
         _dirtyStudies.Add(study);
     }
 
@@ -165,13 +185,28 @@ internal sealed class VolumeCatalog : IDisposable
             foreach (var series in _dirtySeries)
             {
                 var id = CaseId.FromKey(SeriesKey(series));
-                var volume = _series.TryGetValue(series, out var members) ? PoolSeries(series, members.Instances) : null;
-                if (volume is null)
+                _series.TryGetValue(series, out var members);
+                Volume? volume = null;
+                _unpooled.TryRemove(series, out _);
+                try
                 {
-                    _seriesLevel.Remove(id);
-                    if (members.Instances is { Count: 0 }) _series.Remove(series);
+                    if (members is not null) volume = PoolSeries(series, members.Instances);
                 }
-                else _seriesLevel.Put(volume);
+                catch (Exception e) when (e is ArgumentException or CollectionException or Storage.StoreException)
+                {
+                    _unpooled[series] = $"not searchable as a series: {e.Message}";
+                }
+                if (volume is not null)
+                {
+                    _seriesLevel.Put(volume);
+                    continue;
+                }
+                _seriesLevel.Remove(id);
+                if (members is { Instances.Count: 0 })
+                {
+                    _series.Remove(series);
+                    LeaveStudy(series, members.Study);
+                }
             }
             _dirtySeries.Clear();
             foreach (var study in _dirtyStudies)
@@ -181,7 +216,7 @@ internal sealed class VolumeCatalog : IDisposable
                 if (volume is null)
                 {
                     _studyLevel.Remove(id);
-                    if (series is not null && series.All(s => !_series.ContainsKey(s))) _studies.Remove(study);
+                    if (series is { Count: 0 }) _studies.Remove(study);
                 }
                 else _studyLevel.Put(volume);
             }
@@ -201,28 +236,7 @@ internal sealed class VolumeCatalog : IDisposable
                 slices.Add((instance, SlicePlace.Of(instance)));
         if (slices.Count == 0) return null;
         var problems = new List<string>();
-
-        // Positions are used only when every slice has one: a partial set would interleave two orders.
-        if (slices.Any(s => double.IsNaN(s.Place.Position)))
-        {
-            if (slices.Count > 1) problems.Add($"{slices.Count(s => double.IsNaN(s.Place.Position))} of {slices.Count} slices lack Image Position/Orientation (Patient): ordered by Instance Number");
-            slices = slices.Select(s => (s.Record, s.Place.WithoutPosition())).ToList();
-        }
-        var size = slices.GroupBy(s => (s.Record.Width, s.Record.Height)).OrderByDescending(g => g.Count()).ThenBy(g => g.Key).First().Key;
-        foreach (var odd in slices.Where(s => (s.Record.Width, s.Record.Height) != size))
-            problems.Add($"{odd.Record.Source}: {odd.Record.Width}x{odd.Record.Height}, the series is {size.Width}x{size.Height}; left out of the series");
-        slices = slices.Where(s => (s.Record.Width, s.Record.Height) == size).OrderBy(s => s.Place).ToList();
-        var ordered = new List<(CaseRecord Record, SlicePlace Place)>(slices.Count);
-        foreach (var slice in slices)
-        {
-            if (ordered.Count > 0 && !double.IsNaN(slice.Place.Position) && Math.Abs(ordered[^1].Place.Position - slice.Place.Position) < 1e-4
-                && ordered[^1].Place.Frame == slice.Place.Frame)
-            {
-                problems.Add($"{slice.Record.Source}: same position as {ordered[^1].Record.Source}; left out of the series");
-                continue;
-            }
-            ordered.Add(slice);
-        }
+        var ordered = Arrange(slices, s => s.Place, s => (s.Record.Width, s.Record.Height), s => s.Record.Source, problems);
 
         var sampled = VolumePooling.Sample(ordered.Count, Options.SlicesPerSeries).Select(i => ordered[i].Record).ToList();
         var embedding = VolumePooling.Pool(sampled.Select(r => r.Embedding.ToArray()).ToList(), Options.Pooling);
@@ -242,6 +256,47 @@ internal sealed class VolumeCatalog : IDisposable
         record.Embedding.Add(embedding);
         Describe(record, ordered.Select(s => s.Record).ToList(), VolumeLevel.Series, ordered.Count, sampled.Count);
         return new Volume(VolumeLevel.Series, record, sampled.Select(r => new VolumeSlice(r.Id, r.Key, r.Embedding.ToArray())).ToList(), problems);
+    }
+
+    /// <summary>
+    /// The slices of one series in volume order, without those that do not belong in it: another image size than
+    /// most (a localizer, a reformat), or a position another slice already holds (a repeat). Positions are used
+    /// only when every slice has one, since a partial set would interleave two orders. Shared by stored series
+    /// and series queries, so that both are pooled alike.
+    /// </summary>
+    internal static List<T> Arrange<T>(IReadOnlyList<T> slices, Func<T, SlicePlace> placeOf, Func<T, (int Width, int Height)> sizeOf,
+        Func<T, string> nameOf, List<string> problems)
+    {
+        var placed = slices.Select(s => (Slice: s, Place: placeOf(s))).ToList();
+        if (placed.Any(s => double.IsNaN(s.Place.Position)))
+        {
+            if (placed.Count > 1)
+                problems.Add($"{placed.Count(s => double.IsNaN(s.Place.Position))} of {placed.Count} slices lack a usable Image Position/Orientation (Patient): ordered by Instance Number");
+            placed = placed.Select(s => (s.Slice, s.Place.WithoutPosition())).ToList();
+        }
+        var size = placed.GroupBy(s => sizeOf(s.Slice)).OrderByDescending(g => g.Count()).ThenBy(g => g.Key).First().Key;
+        foreach (var odd in placed.Where(s => sizeOf(s.Slice) != size))
+            problems.Add($"{nameOf(odd.Slice)}: {sizeOf(odd.Slice).Width}x{sizeOf(odd.Slice).Height}, the series is {size.Width}x{size.Height}; left out of the series");
+        var ordered = new List<(T Slice, SlicePlace Place)>(placed.Count);
+        foreach (var slice in placed.Where(s => sizeOf(s.Slice) == size).OrderBy(s => s.Place))
+        {
+            if (ordered.Count > 0 && !double.IsNaN(slice.Place.Position) && Math.Abs(ordered[^1].Place.Position - slice.Place.Position) < 1e-4
+                && ordered[^1].Place.Frame == slice.Place.Frame)
+            {
+                problems.Add($"{nameOf(slice.Slice)}: same position as {nameOf(ordered[^1].Slice)}; left out of the series");
+                continue;
+            }
+            ordered.Add(slice);
+        }
+        return ordered.Select(s => s.Slice).ToList();
+    }
+
+    /// <summary>What was left out of a series and why, or why it could not be pooled at all.</summary>
+    public IReadOnlyList<string> ProblemsOf(string seriesUid)
+    {
+        Refresh();
+        if (_unpooled.TryGetValue(seriesUid, out var reason)) return [reason];
+        return _seriesLevel.Volumes.TryGetValue(CaseId.FromKey(SeriesKey(seriesUid)), out var volume) ? volume.Problems : [];
     }
 
     /// <summary>
