@@ -111,12 +111,8 @@ public static class Evaluator
         var (queries, reference) = Gather(collection, options.Queries, options.Level, failed, cancellation);
         // Every case of the split stays out of the reference, also those dropped or unlabelled below.
         var splitIds = options.Queries is QuerySet.Split ? queries.Select(q => q.Query.CaseId).ToHashSet() : null;
-        var duplicates = FindDuplicates(queries, reference, options.Queries is QuerySet.LeaveOneOut);
-        if (options.DropDuplicates)
-        {
-            var dropped = duplicates.Select(d => d.Query).ToHashSet(StringComparer.Ordinal);
-            queries = queries.Where(q => !dropped.Contains(q.Key)).ToList();
-        }
+        var (duplicates, duplicated) = FindDuplicates(queries, reference, options.Queries is QuerySet.LeaveOneOut, options.DropDuplicates);
+        if (options.DropDuplicates) queries = queries.Where(q => !duplicated.Contains(q.Key)).ToList();
         // Leave-one-out queries are the reference cases themselves: counted once.
         int unhashed = reference.Unhashed + (options.Queries is QuerySet.LeaveOneOut ? 0 : queries.Count(q => q.PixelSha256 is null));
         int unlabelled = queries.Count(q => q.Labels.Count == 0);
@@ -169,7 +165,7 @@ public static class Evaluator
             HnswOf(collection.Stats().Index));
         var perLabel = labels.ToDictionary(l => l, l => queries.Count(q => q.Labels.Contains(l)), StringComparer.Ordinal);
         var dataset = new DatasetSummary(reference.Count, queries.Count, unlabelled, failed, perLabel);
-        var report = new EvaluationReport(DateTimeOffset.UtcNow, settings, dataset, new DuplicateReport(duplicates, options.DropDuplicates, unhashed), byK);
+        var report = new EvaluationReport(DateTimeOffset.UtcNow, settings, dataset, duplicates with { Unchecked = unhashed }, byK);
         return new EvaluationResult(report, scores);
     }
 
@@ -257,14 +253,27 @@ public static class Evaluator
         return [.. queries.OfType<QueryCase>()];
     }
 
-    private static List<DuplicatePair> FindDuplicates(List<QueryCase> queries, Reference reference, bool leaveOneOut)
+    /// <summary>The duplicate report (counts, and a bounded list with conflicting pairs first) and the queries that have a duplicate.</summary>
+    private static (DuplicateReport, HashSet<string>) FindDuplicates(List<QueryCase> queries, Reference reference, bool leaveOneOut, bool dropped)
     {
-        var pairs = new List<DuplicatePair>();
+        var conflicting = new List<DuplicatePair>();
+        var agreeing = new List<DuplicatePair>();
+        var duplicated = new HashSet<string>(StringComparer.Ordinal);
+        long total = 0, conflicts = 0;
         foreach (var q in queries)
             if (q.PixelSha256 is { } hash && reference.ByPixels.TryGetValue(hash, out var copies))
                 foreach (var (key, labels) in copies)
-                    if (!(leaveOneOut && key == q.Key)) pairs.Add(new DuplicatePair(q.Key, key, q.Labels.SetEquals(labels)));
-        return pairs;
+                {
+                    if (leaveOneOut && key == q.Key) continue;
+                    total++;
+                    duplicated.Add(q.Key);
+                    bool same = q.Labels.SetEquals(labels);
+                    if (!same) conflicts++;
+                    var list = same ? agreeing : conflicting;
+                    if (list.Count < DuplicateReport.MaxListed) list.Add(new DuplicatePair(q.Key, key, same));
+                }
+        var listed = conflicting.Concat(agreeing).Take(DuplicateReport.MaxListed).ToList();
+        return (new DuplicateReport(listed, total, conflicts, duplicated.Count, dropped, 0), duplicated);
     }
 
     private static Dictionary<string, double>[] Vote(List<Neighbour>[] neighbours, int k, EvaluationOptions options) =>

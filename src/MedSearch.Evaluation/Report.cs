@@ -48,13 +48,16 @@ public sealed record LabelReport(string Label, OperatingPointChoice OperatingPoi
 public sealed record KReport(int K, double AnnRecall, IReadOnlyList<LabelReport> Labels);
 
 /// <summary>Exact-duplicate images (same decoded pixels) between the queries and the reference cases.</summary>
-/// <param name="Pairs">Query key and reference key of each duplicate found (each query listed once per reference it equals).</param>
+/// <param name="Pairs">Up to <see cref="MaxListed"/> of the pairs found, those with different labels first: query key and
+/// reference key (a query is paired with every reference it equals). Blank slices of volumes can pair by millions.</param>
+/// <param name="Total">All pairs found.</param>
 /// <param name="Conflicting">Pairs whose two copies carry different labels.</param>
-/// <param name="Dropped">True when the queries with a duplicate were left out of every metric.</param>
+/// <param name="Queries">Queries with at least one duplicate in the reference.</param>
+/// <param name="Dropped">True when those queries were left out of every metric.</param>
 /// <param name="Unchecked">Cases without a pixel hash (stored before hashes were recorded), which could not be checked.</param>
-public sealed record DuplicateReport(IReadOnlyList<DuplicatePair> Pairs, bool Dropped, int Unchecked)
+public sealed record DuplicateReport(IReadOnlyList<DuplicatePair> Pairs, long Total, long Conflicting, int Queries, bool Dropped, int Unchecked)
 {
-    public int Conflicting => Pairs.Count(p => !p.SameLabels);
+    public const int MaxListed = 1000;
 }
 
 /// <param name="SameLabels">False when the two copies of one image carry different labels: a labelling conflict the

@@ -164,7 +164,7 @@ public static class ReportWriter
 
         var duplicates = report.Duplicates;
         html.Append("<h2>Duplicates</h2>\n");
-        html.Append($"<p>{duplicates.Pairs.Count} exact duplicate pair(s) between queries and reference cases, {duplicates.Conflicting} with different labels; ");
+        html.Append($"<p>{duplicates.Total} exact duplicate pair(s) between {duplicates.Queries} queries and reference cases, {duplicates.Conflicting} with different labels; ");
         html.Append(duplicates.Dropped ? "the queries concerned were <strong>dropped</strong> from every metric." : "<strong>kept</strong> in the metrics.");
         html.Append($" {duplicates.Unchecked} case(s) had no pixel hash and could not be checked.</p>\n");
         if (duplicates.Pairs.Count > 0)
@@ -173,7 +173,7 @@ public static class ReportWriter
             foreach (var pair in duplicates.Pairs.Take(ListCap))
                 html.Append($"<tr><td>{HtmlEncode(pair.Query)}</td><td>{HtmlEncode(pair.Reference)}</td><td>{(pair.SameLabels ? "same" : "<strong>different</strong>")}</td></tr>\n");
             html.Append("</table>\n");
-            More(html, duplicates.Pairs.Count);
+            More(html, duplicates.Total);
         }
 
         foreach (var byK in report.ByK)
@@ -228,7 +228,7 @@ public static class ReportWriter
     private static void Setting(StringBuilder html, string name, string value) =>
         html.Append($"<tr><th>{name}</th><td>{HtmlEncode(value)}</td></tr>\n");
 
-    private static void More(StringBuilder html, int count)
+    private static void More(StringBuilder html, long count)
     {
         if (count > ListCap) html.Append($"<p class=\"muted\">… and {count - ListCap} more</p>\n");
     }

@@ -18,7 +18,7 @@ public static class TerminalTable
         output.WriteLine($"Mode: {report.Settings.Mode}   Queries from: {report.Settings.QuerySource}");
         output.WriteLine($"Reference cases: {dataset.ReferenceCases}   Queries: {dataset.Queries}   "
             + $"Unlabelled excluded: {dataset.UnlabelledQueries}   Failed: {dataset.FailedQueries.Count}");
-        output.WriteLine($"Duplicates: {duplicates.Pairs.Count} found ({duplicates.Conflicting} with different labels), {(duplicates.Dropped ? "dropped" : "kept")}"
+        output.WriteLine($"Duplicates: {duplicates.Total} found ({duplicates.Conflicting} with different labels) for {duplicates.Queries} queries, {(duplicates.Dropped ? "dropped" : "kept")}"
             + (duplicates.Unchecked > 0 ? $"   ({duplicates.Unchecked} cases unchecked: no pixel hash)" : ""));
 
         foreach (var byK in report.ByK)

@@ -50,7 +50,7 @@ public sealed class ReportWriterTests : IDisposable
             new EvaluationSettings("/data/chest <x>", "resnet18@v1", "split", "split=test", [5, 10], "uniform", null,
                 ["itself", "its own study"], "sensitivity=0.75", ["age 0-17", "age 18-39"], 200, 7, "M=16 ef_search=64"),
             new DatasetSummary(120, 9, 2, ["bad.dcm: not a DICOM file"], new Dictionary<string, int> { [ReportWriterTests.Effusion] = 4, [ReportWriterTests.Nodule] = 9 }),
-            new DuplicateReport([new DuplicatePair("q/1.png", "r/7.png", SameLabels: false)], Dropped: true, Unchecked: 3),
+            new DuplicateReport([new DuplicatePair("q/1.png", "r/7.png", SameLabels: false)], Total: 1, Conflicting: 1, Queries: 1, Dropped: true, Unchecked: 3),
             [new KReport(5, 0.9876, [Effusion(5), Nodule()]), new KReport(10, 0.998, [Effusion(10), Nodule()])]);
     }
 
@@ -190,7 +190,7 @@ public sealed class ReportWriterTests : IDisposable
     {
         var report = SampleReport() with
         {
-            Duplicates = new DuplicateReport(Enumerable.Range(0, 250).Select(i => new DuplicatePair($"q{i}", $"r{i}", true)).ToList(), false, 0),
+            Duplicates = new DuplicateReport(Enumerable.Range(0, 250).Select(i => new DuplicatePair($"q{i}", $"r{i}", true)).ToList(), 250, 0, 250, false, 0),
         };
         ReportWriter.WriteAll(report, directory);
         var html = File.ReadAllText(Path.Combine(directory, "report.html"));

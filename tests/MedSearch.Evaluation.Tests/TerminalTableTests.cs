@@ -18,7 +18,7 @@ public class TerminalTableTests
         var lines = Lines(ReportWriterTests.SampleReport());
 
         Assert.Contains(lines, l => l.Contains("Reference cases: 120") && l.Contains("Queries: 9") && l.Contains("Unlabelled excluded: 2"));
-        Assert.Contains(lines, l => l.Contains("Duplicates: 1 found (1 with different labels), dropped"));
+        Assert.Contains(lines, l => l.Contains("Duplicates: 1 found (1 with different labels) for 1 queries, dropped"));
         Assert.Contains("k=5  ANN recall 0.988", lines);
         Assert.Contains("k=10  ANN recall 0.998", lines);
 

@@ -85,8 +85,10 @@ internal sealed class VolumeCatalog : IDisposable
         _modelId = modelId;
         _read = read;
         Dimensions = options.DimensionsFor(sliceDimensions);
-        _seriesLevel = new Level(VolumeLevel.Series, HnswIndex.Create(Dimensions, hnsw));
-        _studyLevel = new Level(VolumeLevel.Study, HnswIndex.Create(Dimensions, hnsw));
+        // Pooled vectors of similar volumes lie very close together: I8 quantisation error swamps their differences.
+        var volumeHnsw = hnsw with { Quantization = Quantization.F32 };
+        _seriesLevel = new Level(VolumeLevel.Series, HnswIndex.Create(Dimensions, volumeHnsw));
+        _studyLevel = new Level(VolumeLevel.Study, HnswIndex.Create(Dimensions, volumeHnsw));
     }
 
     public VolumeOptions Options { get; }
