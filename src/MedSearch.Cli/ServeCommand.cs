@@ -27,7 +27,8 @@ public static class ServeCommand
                                http:// is HTTP/2 only (h2c), https:// serves HTTP/2 and HTTP/1.1; host: an IP
                                address, localhost (= 127.0.0.1) or * (every IPv4 address)
           --http1-urls URLS    extra HTTP/1.1-only listeners for gRPC-Web and JSON callers that cannot speak
-                               cleartext HTTP/2 (default: none)
+                               cleartext HTTP/2, and the search page (default: http://127.0.0.1:5081 when neither
+                               --urls nor TLS is given, else none; with TLS the page is on the gRPC port too)
           --metrics-urls URLS  HTTP/1.1 listeners serving only the Prometheus endpoint /metrics, without API keys
                                (default: $MEDSEARCH_METRICS_URLS, else none)
           --keys FILE          API keys file (see `medsearch keys`): every call but health and reflection then needs
@@ -67,7 +68,7 @@ public static class ServeCommand
         {
             DataPath = DataDirectory.Resolve(line.Get("--data")),
             Urls = line.Get("--urls") ?? ServerOptions.DefaultUrls,
-            Http1Urls = Setting("--http1-urls"),
+            Http1Urls = Setting("--http1-urls") ?? (Setting("--tls-cert") is null && line.Get("--urls") is null ? ServerOptions.DefaultPageUrls : null),
             MetricsUrls = Setting("--metrics-urls"),
             KeysPath = Setting("--keys"),
             TlsCertificatePath = Setting("--tls-cert"),
@@ -97,6 +98,8 @@ public static class ServeCommand
         var collection = app.Services.GetRequiredService<Collection>();
         var listeners = app.Services.GetRequiredService<Listeners>();
         Console.Out.WriteLine($"model: {collection.ModelId}; {collection.Count:N0} cases; listening on {string.Join(", ", listeners.Urls(ListenerRole.Grpc).Concat(listeners.Urls(ListenerRole.Http1)))}");
+        var page = listeners.Urls(ListenerRole.Http1).Concat(options.TlsCertificatePath is null ? [] : listeners.Urls(ListenerRole.Grpc)).FirstOrDefault();
+        if (page is not null) Console.Out.WriteLine($"search page: {page}/");
         if (listeners.Urls(ListenerRole.Metrics) is { Count: > 0 } metrics)
             Console.Out.WriteLine($"metrics: {string.Join(", ", metrics.Select(url => url + "/metrics"))}");
         await app.WaitForShutdownAsync();

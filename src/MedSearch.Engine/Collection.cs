@@ -195,7 +195,8 @@ public sealed class Collection : IDisposable
     public Query ImageQuery(ReadOnlyMemory<byte> bytes, string name)
     {
         var input = ImageReader.Read(bytes, name, ReadOptions);
-        return new Query(Encoder.Embed(input.Frames[0].Image), input.Dicom?.PatientHash, input.Dicom?.StudyInstanceUid);
+        var image = input.Frames[0].Image;
+        return new Query(Encoder.Embed(image), input.Dicom?.PatientHash, input.Dicom?.StudyInstanceUid, Image: image);
     }
 
     /// <summary>A stored case as the query.</summary>

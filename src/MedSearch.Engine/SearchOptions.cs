@@ -6,8 +6,10 @@ namespace MedSearch.Engine;
 /// pooled embedding, and its sampled <see cref="Slices"/> name the best-matching slice of each hit.
 /// </summary>
 /// <param name="Warnings">What was left out of a series/study query's files, and why.</param>
+/// <param name="Image">An image query's pixels as the pipeline prepared them, for showing the caller what was searched.</param>
 public sealed record Query(float[] Embedding, string? PatientHash = null, string? StudyInstanceUid = null, ulong CaseId = 0,
-    VolumeLevel Level = VolumeLevel.Instance, IReadOnlyList<QuerySlice>? Slices = null, IReadOnlyList<string>? Warnings = null);
+    VolumeLevel Level = VolumeLevel.Instance, IReadOnlyList<QuerySlice>? Slices = null, IReadOnlyList<string>? Warnings = null,
+    Imaging.PixelImage? Image = null);
 
 /// <summary>A sampled slice of a volume query: its name (file or stored key), slice embedding and 8-bit thumbnail.</summary>
 public sealed record QuerySlice(string Name, float[] Embedding, byte[] Thumbnail);

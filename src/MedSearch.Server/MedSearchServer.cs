@@ -1,6 +1,7 @@
 using Grpc.AspNetCore.Web;
 using MedSearch.Engine;
 using MedSearch.Server.Observability;
+using MedSearch.Server.Page;
 using MedSearch.Server.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -95,6 +96,7 @@ public static class MedSearchServer
             app.MapGrpcService<CollectionGrpcService>();
             app.MapGrpcHealthChecksService();
             app.MapGrpcReflectionService();
+            app.MapSearchPage();
             return app;
         }
         catch

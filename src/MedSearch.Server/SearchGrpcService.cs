@@ -20,6 +20,7 @@ public sealed class SearchGrpcService(Collection collection, InferenceGate infer
         var response = new SearchResponse { ModelId = result.ModelId, UnlabelledNeighbours = result.UnlabelledNeighbours };
         response.Neighbours.Add(result.Neighbours.Select(n => Calls.ToNeighbour(n, request.IncludeThumbnails)));
         response.Warnings.Add(query.Warnings ?? []);
+        if (request.IncludeQueryPreview) response.QueryPreview = Preview(query);
         foreach (var v in result.Votes)
             response.Votes.Add(new Protocol.V1.LabelVote { Label = v.Label, Score = v.Score, Neighbours = v.Neighbours });
         return response;
@@ -43,6 +44,7 @@ public sealed class SearchGrpcService(Collection collection, InferenceGate infer
         var response = new ClassifyResponse { ModelId = result.ModelId, UnlabelledNeighbours = result.UnlabelledNeighbours };
         response.Neighbours.Add(result.Neighbours.Select(n => Calls.ToNeighbour(n, request.Search.IncludeThumbnails)));
         response.Warnings.Add(query.Warnings ?? []);
+        if (request.Search.IncludeQueryPreview) response.QueryPreview = Preview(query);
         foreach (var d in result.Labels)
         {
             response.Labels.Add(new Protocol.V1.LabelDecision
@@ -119,6 +121,10 @@ public sealed class SearchGrpcService(Collection collection, InferenceGate infer
         };
         return query;
     }
+
+    /// <summary>The preview a viewer shows: the image the encoder saw, 8-bit, longest side at most 512.</summary>
+    private static Google.Protobuf.ByteString Preview(Query query) =>
+        query.Image is { } image ? Google.Protobuf.ByteString.CopyFrom(image.ToThumbnailPng(maxSide: 512)) : Google.Protobuf.ByteString.Empty;
 
     private static string ImageName(SearchRequest request) =>
         request.ImageName is { Length: > 0 } name ? $"image ({name})" : "image";

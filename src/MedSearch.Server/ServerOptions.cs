@@ -6,6 +6,12 @@ namespace MedSearch.Server;
 public sealed class ServerOptions
 {
     public const string DefaultUrls = "http://127.0.0.1:5080";
+
+    /// <summary>
+    /// Where `medsearch serve` puts the search page and JSON routes when given no --http1-urls and no TLS: browsers
+    /// do not speak cleartext HTTP/2, which is all the gRPC port offers without TLS.
+    /// </summary>
+    public const string DefaultPageUrls = "http://127.0.0.1:5081";
     public const string KeysEnvironmentVariable = "MEDSEARCH_KEYS";
     public const string TlsCertificateEnvironmentVariable = "MEDSEARCH_TLS_CERT";
     public const string TlsKeyEnvironmentVariable = "MEDSEARCH_TLS_KEY";

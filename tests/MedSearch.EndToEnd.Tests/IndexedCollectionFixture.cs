@@ -1,4 +1,6 @@
 using MedSearch.Server;
+using MedSearch.Server.Security;
+using Microsoft.Extensions.DependencyInjection;
 using MedSearch.Tests.Support;
 using Microsoft.AspNetCore.Builder;
 using Xunit;
@@ -42,15 +44,26 @@ public sealed class IndexedCollectionFixture : IAsyncLifetime
 
 public sealed class RunningServer(WebApplication app) : IAsyncDisposable
 {
-    /// <summary>Starts the real server on a free loopback port over <paramref name="dataPath"/>.</summary>
-    public static async Task<RunningServer> StartAsync(string dataPath)
+    /// <summary>
+    /// Starts the real server on a free loopback port over <paramref name="dataPath"/>; with <paramref name="page"/>
+    /// also an HTTP/1.1 port for browsers (the search page and JSON routes), at <see cref="PageAddress"/>.
+    /// </summary>
+    public static async Task<RunningServer> StartAsync(string dataPath, bool page = false)
     {
-        var app = MedSearchServer.Build(new ServerOptions { DataPath = dataPath, Urls = "http://127.0.0.1:0" });
+        var app = MedSearchServer.Build(new ServerOptions
+        {
+            DataPath = dataPath, Urls = "http://127.0.0.1:0", Http1Urls = page ? "http://127.0.0.1:0" : null,
+        });
         await app.StartAsync();
         return new RunningServer(app);
     }
 
-    public string Address { get; } = app.Urls.Single();
+    private readonly Listeners _listeners = app.Services.GetRequiredService<Listeners>();
+
+    public string Address => _listeners.Urls(ListenerRole.Grpc).Single();
+
+    /// <summary>The HTTP/1.1 listener, when started with a page.</summary>
+    public string PageAddress => _listeners.Urls(ListenerRole.Http1).Single();
 
     /// <summary>Stops the server cleanly (it checkpoints on the way down), then releases it.</summary>
     public async ValueTask DisposeAsync()

@@ -217,6 +217,38 @@ public sealed class SearchEndToEndTests(IndexedCollectionFixture fixture) : ICla
         Assert.True(second.ExitCode == 1, second.ToString());
         Assert.Contains("in use by another MedSearch process", second.Error);
     }
+
+    /// <summary>The search page is the server's own static files, with nothing fetched from elsewhere, and the preview it shows comes from the JSON route.</summary>
+    [SharedDataFact(Data)]
+    public async Task The_search_page_is_served_self_contained_and_the_json_route_returns_the_query_preview()
+    {
+        await using var server = await RunningServer.StartAsync(fixture.Data, page: true);
+        using var http = new HttpClient { BaseAddress = new Uri(server.PageAddress) };
+        foreach (var (path, type) in new[] { ("/", "text/html"), ("/app.js", "text/javascript"), ("/app.css", "text/css") })
+        {
+            using var response = await http.GetAsync(path);
+            Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+            Assert.Equal(type, response.Content.Headers.ContentType?.MediaType);
+            Assert.Contains("default-src 'self'", response.Headers.GetValues("Content-Security-Policy").Single());
+            var text = await response.Content.ReadAsStringAsync();
+            // No CDN, font service or other origin: hospital networks are closed.
+            Assert.DoesNotMatch(@"(src|href)\s*=\s*[""']?(https?:)?//|url\(\s*[""']?(https?:)?//|@import|from\s+[""']https?:", text);
+        }
+
+        var body = System.Text.Json.JsonSerializer.Serialize(new
+        {
+            search = new { image = Convert.ToBase64String(await File.ReadAllBytesAsync(ImagePath(3))), k = 4, includeThumbnails = true, includeQueryPreview = true },
+            weighting = "WEIGHTING_SIMILARITY",
+        });
+        using var classify = await http.PostAsync("/v1/classify", new StringContent(body, System.Text.Encoding.UTF8, "application/json"));
+        Assert.Equal(System.Net.HttpStatusCode.OK, classify.StatusCode);
+        using var json = System.Text.Json.JsonDocument.Parse(await classify.Content.ReadAsStringAsync());
+        var preview = Convert.FromBase64String(json.RootElement.GetProperty("queryPreview").GetString()!);
+        using var bitmap = SkiaSharp.SKBitmap.Decode(preview);
+        Assert.Equal((28, 28), (bitmap.Width, bitmap.Height));
+        Assert.Equal(4, json.RootElement.GetProperty("neighbours").GetArrayLength());
+        Assert.Equal("file:train/0003.png", json.RootElement.GetProperty("neighbours")[0].GetProperty("key").GetString());
+    }
 }
 
 public sealed class CliHelpTests
