@@ -1,4 +1,5 @@
-// MedSearch search page: one image in, the most similar stored cases and their neighbour vote out.
+// MedSearch search page: one image (or the DICOM files of one series or study) in, the most similar stored
+// cases (series, studies) and their neighbour vote out.
 // No dependencies and nothing fetched from elsewhere; the API key lives only in a variable of this module.
 
 const $ = (id) => document.getElementById(id);
@@ -7,7 +8,9 @@ const el = {
   collection: $('collection'),
   keyPanel: $('key-panel'), keyMessage: $('key-message'), keyInput: $('api-key'),
   keyOk: $('api-key-ok'), keyCancel: $('api-key-cancel'),
-  drop: $('drop'), file: $('file'), fileName: $('file-name'),
+  level: $('level'), levelHint: $('level-hint'),
+  drop: $('drop'), dropHint: $('drop-hint'), file: $('file'), fileLabel: $('file-label'), fileName: $('file-name'),
+  setInputs: $('set-inputs'), files: $('files'), folder: $('folder'),
   preview: $('preview'), previewCaption: $('preview-caption'),
   k: $('k'), modality: $('modality'), bodyPart: $('body-part'), sex: $('sex'),
   minAge: $('min-age'), maxAge: $('max-age'), label: $('label'), excludePatient: $('exclude-patient'),
@@ -23,6 +26,8 @@ const el = {
 let apiKey = null;               // only ever here: never in storage, cookies or the DOM
 let keyRequest = null;           // { promise, resolve, reject } while the key panel is open
 let query = null;                // { file, base64 } of the chosen file (base64 read once, on first search)
+let querySet = null;             // { files, names, base64: [], ignored, more } of a series/study query (each file read once)
+let shownLevel = 'LEVEL_INSTANCE'; // the level of the results on show
 let current = null;              // { seq, controller, timer } of the search in flight
 let seq = 0;
 let neighbours = [];
@@ -163,15 +168,121 @@ async function loadCatalog() {
   }
 }
 
+// ---- Search level ------------------------------------------------------------------------------------------
+
+/** The most files one series or study query may hold (the server's MaxQueryFiles). */
+const MaxQueryFiles = 4096;
+
+const Levels = {
+  LEVEL_INSTANCE: {
+    noun: 'image', title: 'Case',
+    hint: 'Similar single images.',
+    drop: 'Drop a DICOM, PNG or JPEG file here',
+    status: 'Choose or drop an image to find similar cases.',
+    caption: 'The query appears here as the engine sees it.',
+  },
+  LEVEL_SERIES: {
+    noun: 'series', title: 'Series',
+    hint: 'Similar whole series: the query is the DICOM files of one series.',
+    drop: 'Drop the DICOM files (or the folder) of one series here',
+    status: 'Choose or drop the DICOM files of one series to find similar series.',
+    caption: 'After the search, a slice of the query appears here.',
+  },
+  LEVEL_STUDY: {
+    noun: 'study', title: 'Study',
+    hint: 'Similar whole studies: the query is the DICOM files of one study (all its series).',
+    drop: 'Drop the DICOM files (or the folder) of one study here',
+    status: 'Choose or drop the DICOM files of one study to find similar studies.',
+    caption: 'After the search, a slice of the query appears here.',
+  },
+};
+
+const levelOf = () => (Object.hasOwn(Levels, el.level.value) ? el.level.value : 'LEVEL_INSTANCE');
+const isSet = () => levelOf() !== 'LEVEL_INSTANCE';
+const activeQuery = () => (isSet() ? querySet : query);
+
+/** Shows the inputs, hints and chosen query of the selected level. */
+function showLevel() {
+  const level = Levels[levelOf()];
+  const set = isSet();
+  el.file.hidden = set;
+  el.fileLabel.hidden = set;
+  el.setInputs.hidden = !set;
+  el.levelHint.textContent = level.hint;
+  el.dropHint.textContent = level.drop;
+  el.fileName.textContent = set ? setText(querySet) : query ? fileText(query.file) : '';
+  clearPreview(level.caption);
+}
+
+function clearPreview(caption) {
+  el.preview.hidden = true;
+  el.preview.removeAttribute('src');
+  el.preview.alt = '';
+  el.previewCaption.textContent = caption;
+}
+
+el.level.addEventListener('change', () => {
+  showLevel();
+  if (activeQuery()) {
+    search();
+    return;
+  }
+  seq++; // the search in flight, if any, is superseded: its answer and its cancellation are ignored
+  stop();
+  showError('');
+  clearResults();
+  el.status.textContent = Levels[levelOf()].status;
+});
+
 // ---- File input and drop zone ------------------------------------------------------------------------------
+
+const fileText = (file) => `${file.name || 'unnamed file'} · ${sizeText(file.size)}`;
+
+function setText(set) {
+  if (!set) return '';
+  const n = set.files.length;
+  const bytes = set.files.reduce((sum, f) => sum + f.size, 0);
+  const count = set.more ? `More than ${fmt(MaxQueryFiles)} files` : `${fmt(n)} file${n === 1 ? '' : 's'}`;
+  const ignored = set.ignored ? ` (${fmt(set.ignored)} hidden or empty file${set.ignored === 1 ? '' : 's'} ignored)` : '';
+  return `${count} · ${sizeText(bytes)}${ignored}`;
+}
 
 function setFile(file) {
   if (!file) return;
   query = { file, base64: null };
-  el.fileName.textContent = `${file.name || 'unnamed file'} · ${sizeText(file.size)}`;
-  el.preview.hidden = true;
-  el.preview.removeAttribute('src');
-  el.previewCaption.textContent = 'The query appears here as the engine sees it.';
+  el.fileName.textContent = fileText(file);
+  clearPreview('The query appears here as the engine sees it.');
+  search();
+}
+
+/**
+ * The files of a series or study query. The names sent (and shown back in warnings) are the paths below the
+ * chosen or dropped folder: the folder's own name, often a patient's, is left out.
+ */
+function setFiles(list, more = false) {
+  const chosen = [];
+  let ignored = 0;
+  for (const { file, path } of list) {
+    if (file.name.startsWith('.') || file.size === 0) ignored++;
+    else chosen.push({ file, path: path || file.webkitRelativePath || file.name });
+  }
+  chosen.sort((a, b) => a.path.localeCompare(b.path, 'en', { numeric: true }));
+  const names = chosen.map(({ file, path }, i) => {
+    const parts = path.split('/').filter(Boolean);
+    return (parts.length > 1 ? parts.slice(1).join('/') : file.name) || `file ${i + 1}`;
+  });
+  querySet = { files: chosen.map((c) => c.file), names, base64: [], ignored, more };
+  el.fileName.textContent = setText(querySet);
+  clearPreview(Levels[levelOf()].caption);
+  if (chosen.length === 0) {
+    querySet = null;
+    seq++;
+    stop();
+    clearResults();
+    showError(`No DICOM files were chosen${ignored ? ` (only ${fmt(ignored)} hidden or empty file${ignored === 1 ? '' : 's'})` : ''}. Choose the DICOM files of one ${Levels[levelOf()].noun}.`);
+    el.status.textContent = Levels[levelOf()].status;
+    return;
+  }
   search();
 }
 
@@ -182,6 +293,16 @@ function sizeText(bytes) {
 }
 
 el.file.addEventListener('change', () => setFile(el.file.files?.[0]));
+el.files.addEventListener('change', () => {
+  if (!el.files.files?.length) return;
+  el.folder.value = '';
+  setFiles([...el.files.files].map((file) => ({ file })));
+});
+el.folder.addEventListener('change', () => {
+  if (!el.folder.files?.length) return;
+  el.files.value = '';
+  setFiles([...el.folder.files].map((file) => ({ file })));
+});
 
 for (const type of ['dragenter', 'dragover']) {
   el.drop.addEventListener(type, (e) => {
@@ -196,9 +317,50 @@ el.drop.addEventListener('dragleave', (e) => {
 el.drop.addEventListener('drop', (e) => {
   e.preventDefault();
   el.drop.classList.remove('over');
+  if (!isSet()) {
+    const files = e.dataTransfer?.files;
+    if (files?.length) setFile(files[0]);
+    return;
+  }
+  // Series/study: several files, or folders (walked; their entries can only be had during this event).
+  const entries = [...(e.dataTransfer?.items ?? [])]
+    .filter((item) => item.kind === 'file')
+    .map((item) => item.webkitGetAsEntry?.())
+    .filter(Boolean);
+  if (entries.some((entry) => entry.isDirectory)) {
+    el.status.textContent = 'Collecting the dropped files…';
+    collect(entries).then(({ list, more }) => setFiles(list, more), (err) => {
+      showError(`The dropped folder could not be read (${err?.message ?? err}). Choose the files or the folder instead.`);
+      el.status.textContent = Levels[levelOf()].status;
+    });
+    return;
+  }
   const files = e.dataTransfer?.files;
-  if (files?.length) setFile(files[0]);
+  if (files?.length) setFiles([...files].map((file) => ({ file })));
 });
+
+/** The files under dropped entries, walking folders; stops after MaxQueryFiles + 1 of them (more: true). */
+async function collect(entries) {
+  const list = [];
+  const walk = async (entry) => {
+    if (list.length > MaxQueryFiles) return;
+    if (entry.isFile) {
+      const file = await new Promise((resolve, reject) => entry.file(resolve, reject));
+      list.push({ file, path: entry.fullPath });
+    } else if (entry.isDirectory) {
+      const reader = entry.createReader();
+      for (;;) {
+        const batch = await new Promise((resolve, reject) => reader.readEntries(resolve, reject));
+        if (batch.length === 0) break;
+        for (const child of batch) await walk(child);
+        if (list.length > MaxQueryFiles) return;
+      }
+    }
+  };
+  for (const entry of entries) await walk(entry);
+  const more = list.length > MaxQueryFiles;
+  return { list: more ? list.slice(0, MaxQueryFiles + 1) : list, more };
+}
 // A file dropped beside the zone must not navigate away from the page.
 window.addEventListener('dragover', (e) => e.preventDefault());
 window.addEventListener('drop', (e) => e.preventDefault());
@@ -237,8 +399,21 @@ function filter() {
 }
 
 async function search() {
-  if (!query) {
-    showError('Choose or drop an image first.');
+  const levelName = levelOf();
+  const level = Levels[levelName];
+  const set = levelName !== 'LEVEL_INSTANCE';
+  const q = set ? querySet : query;
+  if (!q) {
+    showError(set ? `Choose or drop the DICOM files of one ${level.noun} first.` : 'Choose or drop an image first.');
+    return;
+  }
+  if (set && (q.more || q.files.length > MaxQueryFiles)) {
+    seq++;
+    stop();
+    clearResults();
+    showError(`${q.more ? `More than ${fmt(MaxQueryFiles)}` : fmt(q.files.length)} files were chosen, but the server takes at most ` +
+      `${fmt(MaxQueryFiles)} files for one ${level.noun}, so nothing was sent. Choose the files of one ${level.noun} only.`);
+    el.status.textContent = 'Not searched: too many files.';
     return;
   }
   stop();
@@ -255,7 +430,14 @@ async function search() {
   el.results.setAttribute('aria-busy', 'true');
 
   try {
-    const q = query;
+    if (set) {
+      await readSet(q, controller.signal);
+      el.status.textContent = 'Searching…';
+      const answer = await api('/v1/classify', setBody(q, levelName), controller.signal);
+      if (mine !== seq) return;
+      render(answer, levelName);
+      return;
+    }
     if (q.base64 === null) {
       el.status.textContent = 'Reading file…';
       q.base64 = await readBase64(q.file, controller.signal);
@@ -275,7 +457,7 @@ async function search() {
     };
     const answer = await api('/v1/classify', JSON.stringify(body), controller.signal);
     if (mine !== seq) return;
-    render(answer);
+    render(answer, levelName);
   } catch (e) {
     if (mine !== seq) return; // superseded by a newer search
     if (e?.name === 'AbortError') {
@@ -287,6 +469,50 @@ async function search() {
   } finally {
     if (mine === seq) stop();
   }
+}
+
+/** Reads the files of a series/study query one after another (each once: a rerun or a retry reuses them). */
+async function readSet(q, signal) {
+  const n = q.files.length;
+  let shown = -Infinity;
+  for (let i = 0; i < n; i++) {
+    if (q.base64[i] !== undefined) continue;
+    const now = performance.now();
+    if (now - shown > 250 || i === n - 1) { // #status is a live region: not one announcement per file
+      el.status.textContent = `Reading ${fmt(i + 1)}/${fmt(n)} files…`;
+      shown = now;
+    }
+    try {
+      q.base64[i] = await readBase64(q.files[i], signal);
+    } catch (e) {
+      if (e?.name === 'AbortError') throw e;
+      throw new Error(`the file “${q.names[i]}” could not be read; it may have been moved or deleted (${e?.message ?? e})`);
+    }
+  }
+}
+
+/**
+ * The classify request of a series/study query as a Blob: the base64 strings go in as parts, so no single
+ * string of the whole request (up to the server's limit, hundreds of MB) is built.
+ */
+function setBody(q, levelName) {
+  const marker = '__MEDSEARCH_FILES__';
+  const json = JSON.stringify({
+    search: {
+      images: { files: marker, names: q.names },
+      level: levelName,
+      k: Number(el.k.value),
+      filter: filter(),
+      excludeSamePatient: el.excludePatient.checked,
+      includeThumbnails: true,
+    },
+    weighting: 'WEIGHTING_SIMILARITY',
+  });
+  const at = json.indexOf(`"${marker}"`); // files come before names, so this is the files' place
+  const parts = [json.slice(0, at), '['];
+  q.base64.forEach((b64, i) => parts.push(i ? ',"' : '"', b64, '"'));
+  parts.push(']', json.slice(at + marker.length + 2));
+  return new Blob(parts, { type: 'application/json' });
 }
 
 /** Ends the search in flight, if any (its answer is then ignored), and the progress display. */
@@ -307,7 +533,7 @@ el.cancel.addEventListener('click', () => {
 
 el.search.addEventListener('click', () => search());
 for (const control of [el.k, el.modality, el.sex, el.label, el.excludePatient, el.bodyPart, el.minAge, el.maxAge]) {
-  control.addEventListener('change', () => { if (query) search(); });
+  control.addEventListener('change', () => { if (activeQuery()) search(); });
 }
 
 // ---- Errors in words ---------------------------------------------------------------------------------------
@@ -316,18 +542,35 @@ function describe(e) {
   if (e instanceof ApiError) {
     const m = e.message;
     const said = m ? ` (Server: ${m})` : '';
-    if (e.status === 413) return 'The file is too large for the server to accept.';
+    const set = isSet();
+    const noun = Levels[levelOf()].noun;
+    const tooLarge = set
+      ? `The files are too large together for the server to accept. Choose the files of one ${noun} only, or fewer files.`
+      : 'The file is too large for the server to accept.';
+    if (e.status === 413) return tooLarge;
     switch (e.code) {
       case 16: return 'An API key is required, and none was accepted. Search again to enter a key.';
       case 7: return `Permission denied: this API key may not do this.${said}`;
       case 8:
-        if (/too large|larger than|exceeds/i.test(m)) return `The file is too large for the server to accept.${said}`;
+        if (/too large|larger than|exceeds/i.test(m)) return `${tooLarge}${said}`;
         return `The server is busy — retry later${e.retryAfterMs ? ` (in about ${Math.ceil(e.retryAfterMs / 1000)} s)` : ''}.`;
       case 9: return `Model mismatch: the query cannot be compared with this collection's cases, which were embedded by another model.${said}`;
       case 5: return `Not found.${said}`;
       case 4: return 'The search took too long and was stopped by the server — retry later.';
       case 14: return 'The server is unavailable — retry later.';
-      case 3:
+      case 3: {
+        const groups = /belong to (\d+) (series|studies)/.exec(m); // the message names UIDs: not shown
+        if (groups?.[2] === 'series') return 'The files belong to more than one series; choose one series (or search for the whole study).';
+        if (groups?.[2] === 'studies') return 'The files belong to more than one study; choose one study.';
+        if (/none of the .*readable DICOM/i.test(m)) {
+          return `None of the files is a readable DICOM image of a series. Series and study search takes the DICOM files of one ${noun} (not PNG or JPEG files).`;
+        }
+        if (/no sampled slice/i.test(m)) return `None of the ${noun}'s sampled slices could be decoded, so it cannot be searched.${said}`;
+        if (/images: \d+ files.*at most/i.test(m)) return `Too many files for one ${noun}: the server refused them.${said}`;
+        if (/\bimages: no files/.test(m)) return `No files were sent. Choose the DICOM files of one ${noun}.`;
+        if (/exclude_same_patient/.test(m) && set) {
+          return '“Exclude this patient” needs to know the query\'s patient, and these files carry no Patient ID. Untick “Exclude this patient”.';
+        }
         if (/exclude_same_patient/.test(m)) {
           return '“Exclude this patient” needs to know the query\'s patient, and this image has none (only DICOM files with a Patient ID carry one). Untick “Exclude this patient” or search with a DICOM file.';
         }
@@ -336,7 +579,9 @@ function describe(e) {
         }
         if (/embedding|dimensions/i.test(m)) return `Model mismatch: the query does not fit this collection's model.${said}`;
         if (/\bimage\b/.test(m)) return `The image could not be read.${said}`;
+        if (/\bimages\b/.test(m)) return `The files could not be searched as one ${noun}.${said}`;
         return `The request was refused.${said}`;
+      }
       default: return `Server error (HTTP ${e.status}).${said}`;
     }
   }
@@ -383,11 +628,24 @@ function clearResults() {
   closeDetail();
 }
 
-function render(answer) {
+function render(answer, levelName = 'LEVEL_INSTANCE') {
   neighbours = answer.neighbours ?? [];
+  shownLevel = levelName;
+  const set = levelName !== 'LEVEL_INSTANCE';
   const k = neighbours.length;
 
-  if (answer.queryPreview) {
+  if (set) {
+    // A set has no preview: the query slice that best matches the top hit stands in for it.
+    const best = neighbours[0]?.bestSlices;
+    if (best?.queryThumbnail) {
+      el.preview.src = png(best.queryThumbnail);
+      el.preview.alt = `Query slice ${best.querySlice ?? ''}`.trim();
+      el.preview.hidden = false;
+      el.previewCaption.textContent = `Query slice${best.querySlice ? ` “${best.querySlice}”` : ''}: the one most like the top hit.`;
+    } else {
+      el.previewCaption.textContent = 'No query slice to show.';
+    }
+  } else if (answer.queryPreview) {
     el.preview.src = png(answer.queryPreview);
     el.preview.alt = `Query image ${query.file.name} as the engine sees it`;
     el.preview.hidden = false;
@@ -397,7 +655,9 @@ function render(answer) {
   }
 
   const warnings = answer.warnings ?? [];
-  for (const w of warnings) el.warnings.append(make('li', '', w));
+  const shownWarnings = 50;
+  for (const w of warnings.slice(0, shownWarnings)) el.warnings.append(make('li', '', set ? `Left out of the query: ${w}` : w));
+  if (warnings.length > shownWarnings) el.warnings.append(make('li', '', `… and ${fmt(warnings.length - shownWarnings)} more.`));
   el.warnings.hidden = warnings.length === 0;
 
   const labels = answer.labels ?? [];
@@ -406,8 +666,9 @@ function render(answer) {
   el.unlabelled.textContent = `${unlabelled} unlabelled neighbour${unlabelled === 1 ? '' : 's'} not counted.`;
   el.votesBox.hidden = k === 0;
 
-  neighbours.forEach((n, i) => el.results.append(tile(n, i)));
-  el.status.textContent = `${k} result${k === 1 ? '' : 's'}`;
+  neighbours.forEach((n, i) => el.results.append(tile(n, i, set)));
+  el.status.textContent = `${k} result${k === 1 ? '' : 's'}` +
+    (set && warnings.length ? ` · ${fmt(warnings.length)} file${warnings.length === 1 ? '' : 's'} left out of the query` : '');
 }
 
 function voteBar(l, k) {
@@ -449,7 +710,22 @@ function facts(meta) {
   return [meta.modality, ageBand(meta.age), meta.sex].filter(Boolean).join(' · ');
 }
 
-function tile(n, index) {
+const plural = (n, one, many) => `${fmt(n)} ${Number(n) === 1 ? one : many}`;
+
+/** A series/study hit: modality, slice count (and series count of a study), then age band and sex. */
+function volumeFacts(meta) {
+  const slices = Number(meta.slices);
+  const series = Number(meta.series);
+  return [
+    meta.modality,
+    meta.slices !== undefined && Number.isFinite(slices) ? plural(slices, 'slice', 'slices') : '',
+    meta.series !== undefined && Number.isFinite(series) && series > 0 ? plural(series, 'series', 'series') : '',
+    ageBand(meta.age),
+    meta.sex,
+  ].filter(Boolean).join(' · ');
+}
+
+function tile(n, index, set = false) {
   const meta = n.metadata ?? {};
   const button = make('button', 'result');
   button.type = 'button';
@@ -468,7 +744,7 @@ function tile(n, index) {
   sim.append(make('span', 'rank', `#${n.rank ?? index + 1}`), make('span', 'muted', ' similarity '),
     make('span', 'similarity', Number(n.similarity ?? 0).toFixed(3)));
   button.append(sim, make('span', 'labels', (n.labels ?? []).join(', ')));
-  const f = facts(meta);
+  const f = set ? volumeFacts(meta) : facts(meta);
   if (f) button.append(make('span', 'facts muted', f));
   if (meta.study_date) button.append(make('span', 'date muted', meta.study_date));
 
@@ -486,7 +762,7 @@ function openDetail(index) {
     t.classList.toggle('selected', on);
     if (on) t.setAttribute('aria-current', 'true'); else t.removeAttribute('aria-current');
   }
-  el.detail.querySelector('#detail-title').textContent = `Case #${n.rank ?? index + 1}`;
+  el.detail.querySelector('#detail-title').textContent = `${Levels[shownLevel].title} #${n.rank ?? index + 1}`;
 
   const rows = [
     ['similarity', Number(n.similarity ?? 0).toFixed(3)],
@@ -505,7 +781,7 @@ function openDetail(index) {
   if (b) {
     el.detailSlices.append(
       slice(b.queryThumbnail, `Query slice${b.querySlice ? `: ${b.querySlice}` : ''}`),
-      slice(b.hitThumbnail, 'Matching slice of this case'),
+      slice(b.hitThumbnail, `Matching slice of this ${shownLevel === 'LEVEL_INSTANCE' ? 'case' : Levels[shownLevel].noun}`),
       make('p', 'muted slice-sim', `Best slice pair similarity ${Number(b.similarity ?? 0).toFixed(3)}`),
     );
   }
@@ -548,4 +824,6 @@ el.detail.addEventListener('keydown', (e) => {
 
 // ---- Start -------------------------------------------------------------------------------------------------
 
+el.level.value = 'LEVEL_INSTANCE'; // a reload starts at single images, whatever the browser restored
+showLevel();
 loadCatalog();
