@@ -12,7 +12,7 @@ public static class ServeCommand
     private const string Help = $"""
         usage: medsearch serve [--data DIR] [--urls URLS] [--model M] [--device D] [--keys FILE]
                                [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]] [--http1-urls URLS]
-                               [--metrics-urls URLS] [--audit-file FILE] [--log-format text|json]
+                               [--metrics-urls URLS] [--audit-file FILE] [--log-format text|json] [--cors-origins LIST]
 
         Runs the gRPC service over the data directory: medsearch.v1.SearchService, CaseService, CollectionService,
         grpc.health.v1 and server reflection, also as gRPC-Web and as JSON over HTTP (e.g. GET /v1/stats). Every
@@ -29,6 +29,8 @@ public static class ServeCommand
           --http1-urls URLS    extra HTTP/1.1-only listeners for gRPC-Web and JSON callers that cannot speak
                                cleartext HTTP/2, and the search page (default: http://127.0.0.1:5081 when neither
                                --urls nor TLS is given, else none; with TLS the page is on the gRPC port too)
+          --cors-origins LIST  browser origins allowed to call the API from their pages (a viewer served elsewhere,
+                               e.g. https://viewer.example.org), ','-separated; default none (same origin only)
           --metrics-urls URLS  HTTP/1.1 listeners serving only the Prometheus endpoint /metrics, without API keys
                                (default: $MEDSEARCH_METRICS_URLS, else none)
           --keys FILE          API keys file (see `medsearch keys`): every call but health and reflection then needs
@@ -47,7 +49,7 @@ public static class ServeCommand
 
     private static readonly (string Option, string? Environment)[] Settings =
     [
-        ("--data", null), ("--urls", null), ("--http1-urls", null), ("--log-format", null),
+        ("--data", null), ("--urls", null), ("--http1-urls", null), ("--log-format", null), ("--cors-origins", null),
         ("--metrics-urls", ServerOptions.MetricsUrlsEnvironmentVariable),
         ("--keys", ServerOptions.KeysEnvironmentVariable),
         ("--tls-cert", ServerOptions.TlsCertificateEnvironmentVariable),
@@ -70,6 +72,7 @@ public static class ServeCommand
             Urls = line.Get("--urls") ?? ServerOptions.DefaultUrls,
             Http1Urls = Setting("--http1-urls") ?? (Setting("--tls-cert") is null && line.Get("--urls") is null ? ServerOptions.DefaultPageUrls : null),
             MetricsUrls = Setting("--metrics-urls"),
+            CorsOrigins = Setting("--cors-origins"),
             KeysPath = Setting("--keys"),
             TlsCertificatePath = Setting("--tls-cert"),
             TlsKeyPath = Setting("--tls-key"),

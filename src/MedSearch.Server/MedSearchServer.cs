@@ -26,6 +26,7 @@ public static class MedSearchServer
     {
         // Security settings first: a bad certificate or an exposed address without keys fails before the collection opens.
         var keys = options.KeysPath is null ? null : ApiKeyStore.Load(options.KeysPath);
+        var corsOrigins = CorsOriginsOf(options.CorsOrigins);
         if (keys is { Keys.Count: 0 })
             throw new ServerOptionsException($"--keys {keys.Path}: the file has no keys, so every call would be refused; add one with `medsearch keys add`");
         var tls = TlsSettings.Load(options);
@@ -55,7 +56,7 @@ public static class MedSearchServer
             builder.Services.AddSingleton(services => new AuditLog(services.GetRequiredService<ILoggerFactory>(),
                 services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(), options.AuditPath));
             builder.Services.AddSingleton<AuditInterceptor>();
-            if (keys is not null) builder.Services.AddSingleton(keys).AddSingleton<ApiKeyInterceptor>();
+            if (keys is not null) builder.Services.AddSingleton(keys).AddSingleton<ApiKeys>().AddSingleton<ApiKeyInterceptor>();
             builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics
                 .AddAspNetCoreInstrumentation()
                 .AddMeter(AuditLog.MeterName)
@@ -73,6 +74,11 @@ public static class MedSearchServer
                 if (keys is not null) grpc.Interceptors.Add<ApiKeyInterceptor>();
             }).AddJsonTranscoding();
             builder.Services.AddGrpcReflection();
+            if (corsOrigins.Length > 0)
+                builder.Services.AddCors(cors => cors.AddDefaultPolicy(policy => policy.WithOrigins(corsOrigins)
+                    .AllowAnyHeader().WithMethods("GET", "POST")
+                    // gRPC-Web reads its status from these; the retry hint of a busy server too.
+                    .WithExposedHeaders("Grpc-Status", "Grpc-Message", "Grpc-Encoding", "Grpc-Accept-Encoding", InferenceGate.RetryAfterTrailer)));
             builder.Services.AddGrpcHealthChecks().AddCheck("collection", () =>
                 Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult.Healthy($"{collection.Count} cases"));
 
@@ -83,6 +89,10 @@ public static class MedSearchServer
             app.Lifetime.ApplicationStopped.Register(() => collection.Checkpoint(saveIndex: true));
             // Opened now so that an unwritable --audit-file fails the start, not the first call.
             app.Services.GetRequiredService<AuditLog>();
+            // Resolved now so that the container owns the collection even if no call ever asks for it: a singleton
+            // made by a factory is disposed only once created, and otherwise the data directory's lock would outlive
+            // a server that was started and stopped without serving a call.
+            app.Services.GetRequiredService<Collection>();
             app.UseOpenTelemetryPrometheusScrapingEndpoint(context => listeners.IsMetricsConnection(context) && context.Request.Path == "/metrics");
             app.MapWhen(listeners.IsMetricsConnection, metricsOnly => metricsOnly.Run(context =>
             {
@@ -90,6 +100,7 @@ public static class MedSearchServer
                 return Task.CompletedTask;
             }));
             app.UseRouting();
+            if (corsOrigins.Length > 0) app.UseCors();
             app.UseGrpcWeb(new GrpcWebOptions { DefaultEnabled = true });
             app.MapGrpcService<SearchGrpcService>();
             app.MapGrpcService<CaseGrpcService>();
@@ -104,5 +115,19 @@ public static class MedSearchServer
             collection.Dispose();
             throw;
         }
+    }
+
+    /// <summary>The --cors-origins list, each an http(s) origin without path; `*` is refused.</summary>
+    private static string[] CorsOriginsOf(string? text)
+    {
+        var origins = (text ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        foreach (var origin in origins)
+        {
+            if (origin == "*")
+                throw new ServerOptionsException("--cors-origins: `*` would let any web page call the API; list the viewer origins, e.g. https://viewer.example.org");
+            if (!Uri.TryCreate(origin, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https") || uri.AbsolutePath != "/" || origin.EndsWith('/'))
+                throw new ServerOptionsException($"--cors-origins: `{origin}` is not an origin (scheme://host[:port], no path)");
+        }
+        return origins;
     }
 }

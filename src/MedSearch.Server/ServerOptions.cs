@@ -3,7 +3,7 @@ using MedSearch.Engine;
 namespace MedSearch.Server;
 
 /// <summary>Settings of `medsearch serve`, bound from the command line and environment variables.</summary>
-public sealed class ServerOptions
+public sealed record ServerOptions
 {
     public const string DefaultUrls = "http://127.0.0.1:5080";
 
@@ -29,6 +29,13 @@ public sealed class ServerOptions
     /// HTTP): Kestrel cannot offer HTTP/1.1 and cleartext HTTP/2 on one port.
     /// </summary>
     public string? Http1Urls { get; init; }
+
+    /// <summary>
+    /// Browser origins (e.g. https://viewer.hospital.example), ','-separated, whose pages may call the API across
+    /// origins (a viewer such as OHIF served from elsewhere); none by default. Explicit origins only: `*` would let
+    /// any page a user opens call the archive with their key.
+    /// </summary>
+    public string? CorsOrigins { get; init; }
 
     /// <summary>HTTP/1.1 listeners that serve only the Prometheus scrape endpoint /metrics, without API keys.</summary>
     public string? MetricsUrls { get; init; }

@@ -238,6 +238,69 @@ public sealed class ServerSecurityTests(SecureServerFixture fixture) : IClassFix
         Assert.Equal(HttpStatusCode.Forbidden, delete.StatusCode);
     }
 
+    /// <summary>Revoking a leaked key must not wait for a restart; a broken keys file keeps the keys last read.</summary>
+    [Fact]
+    public async Task Keys_added_or_removed_while_serving_take_effect_and_a_broken_file_changes_nothing()
+    {
+        var keysPath = Path.Combine(fixture.Root, $"keys-{Guid.NewGuid():N}.json");
+        File.Copy(fixture.KeysPath, keysPath);
+        await using var server = await fixture.StartAsync(o => fixture.Secured(o, "http://127.0.0.1:0") with { KeysPath = keysPath });
+        using var channel = Channel(server.Grpc);
+        var collection = new CollectionService.CollectionServiceClient(channel);
+        Assert.Equal(SecureServerFixture.CaseCount, collection.Stats(new StatsRequest(), Bearer(fixture.ReadSecret)).Cases);
+
+        var keys = ApiKeyStore.Load(keysPath);
+        Assert.True(keys.Remove("viewer"));
+        var added = keys.Add("second-viewer", Permission.Read);
+        keys.Save();
+        await WaitUntil(() => Refused(() => collection.Stats(new StatsRequest(), Bearer(fixture.ReadSecret))).StatusCode == StatusCode.Unauthenticated);
+        Assert.Equal(SecureServerFixture.CaseCount, collection.Stats(new StatsRequest(), Bearer(added)).Cases);
+
+        File.WriteAllText(keysPath, "{ not json");
+        await Task.Delay(TimeSpan.FromSeconds(1.5));
+        Assert.Equal(SecureServerFixture.CaseCount, collection.Stats(new StatsRequest(), Bearer(added)).Cases);
+        Assert.Equal(StatusCode.Unauthenticated, Refused(() => collection.Stats(new StatsRequest(), Bearer(fixture.ReadSecret))).StatusCode);
+    }
+
+    private static async Task WaitUntil(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (true)
+        {
+            bool met;
+            try { met = condition(); }
+            catch (Exception e) when (e is RpcException or Xunit.Sdk.XunitException) { met = false; }
+            if (met) return;
+            Assert.True(DateTime.UtcNow < deadline, "the server did not pick up the changed keys file within 10 s");
+            await Task.Delay(200);
+        }
+    }
+
+    /// <summary>A viewer served from another origin may call the JSON routes when its origin is listed, and only then.</summary>
+    [Fact]
+    public async Task Only_listed_origins_get_cross_origin_access()
+    {
+        await using var server = await fixture.StartAsync(o => fixture.Secured(o, "http://127.0.0.1:0", http1Urls: "http://127.0.0.1:0")
+            with { CorsOrigins = "https://viewer.example.org" });
+        using var http = new HttpClient { BaseAddress = new Uri(server.Http1) };
+        async Task<HttpResponseMessage> Preflight(string origin)
+        {
+            var request = new HttpRequestMessage(HttpMethod.Options, "/v1/search");
+            request.Headers.Add("Origin", origin);
+            request.Headers.Add("Access-Control-Request-Method", "POST");
+            request.Headers.Add("Access-Control-Request-Headers", "authorization,content-type");
+            return await http.SendAsync(request);
+        }
+        using var allowed = await Preflight("https://viewer.example.org");
+        Assert.Equal("https://viewer.example.org", allowed.Headers.GetValues("Access-Control-Allow-Origin").Single());
+        using var other = await Preflight("https://elsewhere.example.com");
+        Assert.False(other.Headers.Contains("Access-Control-Allow-Origin"));
+
+        var star = Assert.Throws<ServerOptionsException>(() =>
+            MedSearchServer.Build(fixture.Secured(new ServerOptions { DataPath = fixture.Data }, "http://127.0.0.1:0") with { CorsOrigins = "*" }));
+        Assert.Contains("--cors-origins", star.Message);
+    }
+
     [Fact]
     public async Task Audit_log_has_one_line_per_call_with_caller_method_status_and_counts_only()
     {

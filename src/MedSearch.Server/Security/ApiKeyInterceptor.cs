@@ -8,7 +8,7 @@ namespace MedSearch.Server.Security;
 /// before any handler runs. Interceptors run for gRPC-Web and JSON-transcoded calls too, so one check covers them all.
 /// Messages never repeat what the caller sent.
 /// </summary>
-public sealed class ApiKeyInterceptor(ApiKeyStore keys) : Interceptor
+public sealed class ApiKeyInterceptor(ApiKeys keys) : Interceptor
 {
     /// <summary>Where the authenticated key id is left for the audit log (<see cref="ServerCallContext.UserState"/>).</summary>
     public const string CallerKey = "medsearch.caller";

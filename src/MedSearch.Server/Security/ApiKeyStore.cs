@@ -13,7 +13,7 @@ public sealed record ApiKey(string Id, Permission Permission, byte[] Hash, DateT
 /// <summary>
 /// The API keys file: JSON, `{"keys":[{"id","permission","sha256","created"}]}`. Secrets are 256 random bits, so an
 /// unsalted SHA-256 cannot be reversed by guessing; the file still gets owner-only permissions. The server reads it
-/// at start; `medsearch keys` edits it.
+/// at start and again when it changes (<see cref="ApiKeys"/>); `medsearch keys` edits it.
 /// </summary>
 public sealed partial class ApiKeyStore
 {
