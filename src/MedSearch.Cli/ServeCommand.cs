@@ -1,3 +1,4 @@
+using MedSearch.Cluster;
 using MedSearch.Engine;
 using MedSearch.Server;
 using MedSearch.Server.Security;
@@ -9,10 +10,12 @@ namespace MedSearch.Cli;
 
 public static class ServeCommand
 {
-    private const string Help = $"""
+    private static readonly string Help = $"""
         usage: medsearch serve [--data DIR] [--urls URLS] [--model M] [--device D] [--keys FILE]
                                [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]] [--http1-urls URLS]
                                [--metrics-urls URLS] [--audit-file FILE] [--log-format text|json] [--cors-origins LIST]
+                               [--cluster DIR [--shards N] [--silo-port P] [--gateway-port P] [--cluster-primary HOST:PORT]
+                                [--cluster-id ID]]
 
         Runs the gRPC service over the data directory: medsearch.v1.SearchService, CaseService, CollectionService,
         grpc.health.v1 and server reflection, also as gRPC-Web and as JSON over HTTP (e.g. GET /v1/stats). Every
@@ -43,13 +46,25 @@ public static class ServeCommand
           --audit-file FILE    also append the audit log to FILE, one JSON object per line
                                (default: $MEDSEARCH_AUDIT_FILE, else only the log category MedSearch.Audit)
           --log-format F       text (default) or json: one JSON object per log line on the console
+
+        cluster (docs/scaling.md): instead of --data, join a sharded cluster as an Orleans silo that owns its share of
+        the shards and answers the same API from all of them (queries fan out, writes go to the study's shard):
+          --cluster DIR        the cluster storage, a directory every silo reaches (shared volume): cluster.json,
+                               one data directory per shard; a silo that takes a shard over recovers it from there
+          --shards N           shards to create the cluster with (first start only; fixed afterwards)
+          --silo-port P        this silo's silo-to-silo port (default {ClusterOptions.DefaultSiloPort})
+          --gateway-port P     this silo's Orleans client port (default {ClusterOptions.DefaultGatewayPort})
+          --cluster-primary E  localhost clustering: the first silo's HOST:PORT (its --silo-port), given on every
+                               other silo; the first silo runs without it
+          --cluster-id ID      silos with the same id form one cluster (default medsearch)
         {EncoderArguments.ModelAndDeviceHelp}
         {EncoderArguments.VolumeHelp}
         """;
 
     private static readonly (string Option, string? Environment)[] Settings =
     [
-        ("--data", null), ("--urls", null), ("--http1-urls", null), ("--log-format", null), ("--cors-origins", null),
+        ("--data", null), ("--cluster", null), ("--shards", null), ("--silo-port", null), ("--gateway-port", null), ("--cluster-primary", null),
+        ("--cluster-id", null), ("--urls", null), ("--http1-urls", null), ("--log-format", null), ("--cors-origins", null),
         ("--metrics-urls", ServerOptions.MetricsUrlsEnvironmentVariable),
         ("--keys", ServerOptions.KeysEnvironmentVariable),
         ("--tls-cert", ServerOptions.TlsCertificateEnvironmentVariable),
@@ -85,8 +100,11 @@ public static class ServeCommand
                 var other => throw new UsageException($"--log-format must be text or json, got `{other}`"),
             },
             Collection = EncoderArguments.Options(line),
+            Cluster = ClusterOf(line),
         };
-        Console.Out.WriteLine($"data directory: {options.DataPath}");
+        Console.Out.WriteLine(options.Cluster is { } cluster
+            ? $"cluster storage: {cluster.StoragePath}; silo port {cluster.SiloPort}, gateway port {cluster.GatewayPort}{(cluster.Primary is { } p ? $", joining {p}" : ", primary silo")}"
+            : $"data directory: {options.DataPath}");
         WebApplication built;
         try
         {
@@ -98,14 +116,47 @@ public static class ServeCommand
         }
         await using var app = built;
         await app.StartAsync();
-        var collection = app.Services.GetRequiredService<Collection>();
+        var space = app.Services.GetRequiredService<ICaseSpace>();
         var listeners = app.Services.GetRequiredService<Listeners>();
-        Console.Out.WriteLine($"model: {collection.ModelId}; {collection.Count:N0} cases; listening on {string.Join(", ", listeners.Urls(ListenerRole.Grpc).Concat(listeners.Urls(ListenerRole.Http1)))}");
+        Console.Out.WriteLine($"model: {space.ModelId}; {await space.CountAsync(CancellationToken.None):N0} cases; listening on {string.Join(", ", listeners.Urls(ListenerRole.Grpc).Concat(listeners.Urls(ListenerRole.Http1)))}");
         var page = listeners.Urls(ListenerRole.Http1).Concat(options.TlsCertificatePath is null ? [] : listeners.Urls(ListenerRole.Grpc)).FirstOrDefault();
         if (page is not null) Console.Out.WriteLine($"search page: {page}/");
         if (listeners.Urls(ListenerRole.Metrics) is { Count: > 0 } metrics)
             Console.Out.WriteLine($"metrics: {string.Join(", ", metrics.Select(url => url + "/metrics"))}");
         await app.WaitForShutdownAsync();
         return Program.Ok;
+    }
+
+    private static ClusterOptions? ClusterOf(CommandLine line)
+    {
+        if (line.Get("--cluster") is not { } storage)
+        {
+            foreach (var option in new[] { "--shards", "--silo-port", "--gateway-port", "--cluster-primary", "--cluster-id" })
+                if (line.Get(option) is not null) throw new UsageException($"{option} is a cluster setting; give --cluster DIR too");
+            return null;
+        }
+        if (line.Get("--data") is not null) throw new UsageException("--data and --cluster: a cluster keeps its shards under --cluster DIR; give one of them");
+        int? Number(string option, int min, int max)
+        {
+            if (line.Get(option) is not { } text) return null;
+            return int.TryParse(text, out int value) && value >= min && value <= max ? value
+                : throw new UsageException($"{option} must be a whole number from {min} to {max}, got `{text}`");
+        }
+        System.Net.IPEndPoint? primary = null;
+        if (line.Get("--cluster-primary") is { } endpoint)
+        {
+            var text = endpoint.StartsWith("localhost:", StringComparison.OrdinalIgnoreCase) ? "127.0.0.1" + endpoint["localhost".Length..] : endpoint;
+            if (!System.Net.IPEndPoint.TryParse(text, out primary) || primary.Port == 0)
+                throw new UsageException($"--cluster-primary must be HOST:PORT with an IP address (or localhost), got `{endpoint}`");
+        }
+        return new ClusterOptions
+        {
+            StoragePath = Path.GetFullPath(storage),
+            Shards = Number("--shards", 1, ClusterLayout.MaxShards),
+            SiloPort = Number("--silo-port", 1, 65535) ?? ClusterOptions.DefaultSiloPort,
+            GatewayPort = Number("--gateway-port", 1, 65535) ?? ClusterOptions.DefaultGatewayPort,
+            Primary = primary,
+            ClusterId = line.Get("--cluster-id") ?? "medsearch",
+        };
     }
 }

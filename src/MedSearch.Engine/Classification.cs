@@ -16,7 +16,25 @@ public enum Weighting
 /// <summary>One label's score, its operating point and the decision there.</summary>
 public sealed record LabelDecision(string Label, double Score, double Threshold, bool Positive, int Neighbours, string OperatingPoint);
 
-public sealed record Classification(IReadOnlyList<LabelDecision> Labels, IReadOnlyList<Neighbour> Neighbours, int UnlabelledNeighbours, string ModelId);
+/// <param name="Missing">Parts of the case space that did not answer in time; their cases may be missing from the neighbours.</param>
+public sealed record Classification(IReadOnlyList<LabelDecision> Labels, IReadOnlyList<Neighbour> Neighbours, int UnlabelledNeighbours, string ModelId,
+    IReadOnlyList<string>? Missing = null)
+{
+    /// <summary>Some part of the case space did not answer in time (see <see cref="Missing"/>).</summary>
+    public bool Partial => Missing is { Count: > 0 };
+
+    /// <summary>
+    /// The weighted vote per label of <paramref name="result"/>'s neighbours, decided at each label's operating
+    /// point; a partial search gives a partial classification.
+    /// </summary>
+    public static Classification Decide(SearchResult result, VolumeLevel level, OperatingPoints points, Weighting weighting, double temperature)
+    {
+        // Stored operating points were chosen on instance votes; a series or study vote is decided at 0.5.
+        var decidedAt = level == VolumeLevel.Instance ? points : OperatingPoints.None;
+        var labels = NeighbourVote.Classify(result.Neighbours, weighting, temperature, decidedAt);
+        return new Classification(labels, result.Neighbours, result.UnlabelledNeighbours, result.ModelId, result.Missing);
+    }
+}
 
 /// <summary>
 /// The decision threshold of each label, chosen on a validation set for a wanted sensitivity or specificity

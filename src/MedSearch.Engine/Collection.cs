@@ -31,17 +31,20 @@ public sealed class Collection : IDisposable
         _volumes = volumes;
         _directory = directory;
         _options = options;
-        Encoder = encoder;
         _store = store;
         _snapshot = snapshot;
         _index = index;
         _catalog = catalog;
         OperatingPoints = operatingPoints;
-        ReadOptions = new ImageReadOptions { PatientHasher = new PatientHasher(PatientHasher.OpenOrCreateKey(directory.Path)) };
+        var readOptions = new ImageReadOptions { PatientHasher = new PatientHasher(PatientHasher.OpenOrCreateKey(options.PatientKeyDirectory ?? directory.Path)) };
+        Queries = new QueryReader(encoder, readOptions, volumes.Options);
     }
 
-    public ImageEncoder Encoder { get; }
-    public string ModelId => Encoder.Manifest.ModelId;
+    /// <summary>Makes queries from files and embeddings as this collection's cases were made.</summary>
+    public QueryReader Queries { get; }
+
+    public ImageEncoder Encoder => Queries.Encoder;
+    public string ModelId => Queries.ModelId;
     public int Dimensions => Encoder.Dimensions;
     public long Count => _store.Count;
     public string DataPath => _directory.Path;
@@ -67,7 +70,7 @@ public sealed class Collection : IDisposable
         CaseStore? store = null;
         try
         {
-            encoder = options.OpenEncoder(directory.Path);
+            encoder = options.SharedEncoder ?? options.OpenEncoder(directory.Path);
             if (encoder.FallbackReason is { } why) log($"encoder: {why}");
             var volumeOptions = CollectionSettings.Reconcile(directory.SettingsFile, encoder, options, log);
 
@@ -93,7 +96,7 @@ public sealed class Collection : IDisposable
         catch
         {
             store?.Dispose();
-            encoder?.Dispose();
+            if (options.SharedEncoder is null) encoder?.Dispose();
             directory.Dispose();
             throw;
         }
@@ -188,16 +191,7 @@ public sealed class Collection : IDisposable
     public long IndexedCount => _index.Count;
 
     /// <summary>How files are read for this collection: the same for indexing and querying, with its patient-hash key.</summary>
-    public ImageReadOptions ReadOptions { get; }
-
-    /// <summary>Decodes and embeds a query image exactly as indexing does; its DICOM header gives the patient and study.</summary>
-    /// <exception cref="ImageDecodeException">The bytes are not a readable image; the message says why.</exception>
-    public Query ImageQuery(ReadOnlyMemory<byte> bytes, string name)
-    {
-        var input = ImageReader.Read(bytes, name, ReadOptions);
-        var image = input.Frames[0].Image;
-        return new Query(Encoder.Embed(image), input.Dicom?.PatientHash, input.Dicom?.StudyInstanceUid, Image: image);
-    }
+    public ImageReadOptions ReadOptions => Queries.ReadOptions;
 
     /// <summary>A stored case as the query.</summary>
     /// <exception cref="CaseNotFoundException">No such case.</exception>
@@ -220,78 +214,12 @@ public sealed class Collection : IDisposable
         var text = uidOrKey.Trim();
         var key = text.StartsWith(prefix, StringComparison.Ordinal) ? text : prefix + text;
         if (!_volumes.TryGet(level, CaseId.FromKey(key), out var volume) || volume.Record.Key != key)
-            throw new CaseNotFoundException($"no stored {LevelName(level)} has UID `{uidOrKey}`");
+            throw new CaseNotFoundException($"no stored {level.Name()} has UID `{uidOrKey}`");
         var slices = volume.Slices.Select(s => new QuerySlice(s.Key, s.Embedding,
             _store.TryGet(s.InstanceId, out var instance) ? instance.Thumbnail.ToByteArray() : [])).ToList();
         var record = volume.Record;
         return new Query(record.Embedding.ToArray(), record.Metadata.GetValueOrDefault("patient_hash"),
             record.Metadata.GetValueOrDefault("study_instance_uid"), record.Id, level, slices);
-    }
-
-    /// <summary>Most files one series or study query may hold: a whole CT study, not an archive.</summary>
-    public const int MaxQueryFiles = 4096;
-
-    /// <summary>
-    /// DICOM files of one series (or one study) as the query, ordered, filtered, sampled, embedded and pooled as
-    /// stored series are. Headers are read first and only the sampled slices are decoded, so a 1,000-slice CT
-    /// costs 16 decodes. Files that cannot be read, and slices left out, are named in <paramref name="skipped"/>.
-    /// </summary>
-    /// <exception cref="ArgumentException">Too many files, no readable DICOM slice, or files of several series (studies) for one query.</exception>
-    public Query ImagesQuery(VolumeLevel level, IReadOnlyList<(ReadOnlyMemory<byte> Bytes, string Name)> files, List<string> skipped)
-    {
-        if (level == VolumeLevel.Instance) throw new ArgumentException("an instance query is one image: use ImageQuery", nameof(level));
-        if (files.Count > MaxQueryFiles) throw new ArgumentException($"images: {files.Count} files; a {LevelName(level)} query takes at most {MaxQueryFiles}");
-        var headers = new List<(ReadOnlyMemory<byte> Bytes, string Name, InstanceMetadata Header)>();
-        foreach (var (bytes, name) in files)
-        {
-            try
-            {
-                var header = InstanceMetadata.From(DicomFile.Open(bytes, name).Dataset, ReadOptions.PatientHasher!);
-                if (header.SeriesInstanceUid is not { Length: > 0 }) skipped.Add($"{name}: not a DICOM image of a series");
-                else headers.Add((bytes, name, header));
-            }
-            catch (DicomException e)
-            {
-                skipped.Add($"{name}: {e.Message}");
-            }
-        }
-        if (headers.Count == 0) throw new ArgumentException($"images: none of the {files.Count} file(s) is a readable DICOM slice of a series");
-        // Files without a Study UID form a study per series, as stored series do.
-        var groups = headers.GroupBy(h => level == VolumeLevel.Series ? h.Header.SeriesInstanceUid! : h.Header.StudyInstanceUid ?? "series-" + h.Header.SeriesInstanceUid).ToList();
-        if (groups.Count > 1)
-            throw new ArgumentException($"images: the files belong to {groups.Count} {(level == VolumeLevel.Series ? "series" : "studies")} " +
-                $"({string.Join(", ", groups.Select(g => g.Key).Take(3))}); a {LevelName(level)} query takes one");
-
-        var querySlices = new List<QuerySlice>();
-        var seriesVectors = new List<float[]>();
-        foreach (var series in headers.GroupBy(h => h.Header.SeriesInstanceUid!).OrderBy(g => g.Key, StringComparer.Ordinal))
-        {
-            var ordered = VolumeCatalog.Arrange(series.ToList(),
-                h => SlicePlace.Of(h.Header.ImagePositionPatient, h.Header.ImageOrientationPatient, h.Header.InstanceNumber ?? double.NaN, 0, h.Name),
-                h => (h.Header.Columns ?? 0, h.Header.Rows ?? 0), h => h.Name, skipped);
-            var sampled = new List<(string Name, PixelImage Image)>();
-            foreach (var i in VolumePooling.Sample(ordered.Count, _volumes.Options.SlicesPerSeries))
-            {
-                try
-                {
-                    sampled.Add((ordered[i].Name, ImageReader.Read(ordered[i].Bytes, ordered[i].Name, ReadOptions).Frames[0].Image));
-                }
-                catch (Exception e) when (CaseWriter.FailureOf(e) is { } failure)
-                {
-                    skipped.Add($"{ordered[i].Name}: {failure.Reason}");
-                }
-            }
-            if (sampled.Count == 0) continue;
-            var vectors = new float[sampled.Count * Dimensions];
-            Encoder.Embed(sampled.Select(s => s.Image).ToList(), vectors);
-            var embeddings = Enumerable.Range(0, sampled.Count).Select(i => vectors.AsSpan(i * Dimensions, Dimensions).ToArray()).ToList();
-            seriesVectors.Add(VolumePooling.Pool(embeddings, _volumes.Options.Pooling));
-            querySlices.AddRange(sampled.Select((s, i) => new QuerySlice(s.Name, embeddings[i], s.Image.ToThumbnailPng())));
-        }
-        if (seriesVectors.Count == 0) throw new ArgumentException($"images: no sampled slice of the {files.Count} file(s) could be decoded");
-        var embedding = level == VolumeLevel.Series ? seriesVectors[0] : VolumePooling.Pool(seriesVectors, Pooling.Mean);
-        var first = headers[0].Header;
-        return new Query(embedding, first.PatientHash, first.StudyInstanceUid, 0, level, querySlices, skipped);
     }
 
     /// <summary>Every series or study as a case (pooled from the stored instances now), or every stored instance.</summary>
@@ -304,22 +232,7 @@ public sealed class Collection : IDisposable
         : _volumes.TryGet(level, CaseId.FromKey(VolumeCatalog.StudyPrefix + uid), out var volume) ? volume.Problems : [];
 
     /// <summary>How series and studies are pooled.</summary>
-    public VolumeOptions Volumes => _volumes.Options;
-
-    /// <summary>A caller's embedding as the query, checked to be one this collection's model could have made.</summary>
-    /// <exception cref="ArgumentException">Wrong length, a non-finite value, or all zeros.</exception>
-    public Query EmbeddingQuery(IReadOnlyList<float> values, VolumeLevel level = VolumeLevel.Instance)
-    {
-        int dimensions = level == VolumeLevel.Instance ? Dimensions : _volumes.Dimensions;
-        if (values.Count != dimensions)
-            throw new ArgumentException($"embedding: {values.Count} values, the collection's model ({ModelId}) makes {dimensions} at {LevelName(level)} level", nameof(values));
-        for (int i = 0; i < values.Count; i++)
-            if (!float.IsFinite(values[i]))
-                throw new ArgumentException($"embedding: value {i} is {values[i]}, not a finite number", nameof(values));
-        if (values.All(v => v == 0))
-            throw new ArgumentException("embedding: all values are 0, which has no direction to compare", nameof(values));
-        return new Query(values.ToArray(), Level: level);
-    }
+    public VolumeOptions Volumes => Queries.Volumes;
 
     /// <summary>
     /// The <see cref="SearchOptions.K"/> stored cases most similar to <paramref name="query"/> that pass the filter
@@ -335,7 +248,7 @@ public sealed class Collection : IDisposable
         ValidateK(k);
         var (index, catalog) = query.Level == VolumeLevel.Instance ? (_index, _catalog) : _volumes.Searchable(query.Level);
         if (query.Embedding.Length != index.Dimensions)
-            throw new ArgumentException($"query embedding has {query.Embedding.Length} dimensions, the collection's {LevelName(query.Level)} vectors {index.Dimensions}", nameof(query));
+            throw new ArgumentException($"query embedding has {query.Embedding.Length} dimensions, the collection's {query.Level.Name()} vectors {index.Dimensions}", nameof(query));
         if (options.ExcludeSamePatient && query.PatientHash is null)
             throw new ArgumentException("exclude_same_patient: the query has no patient (only DICOM images and stored DICOM cases have one)", nameof(options));
         if (options.ExcludeSameStudy && query.StudyInstanceUid is null)
@@ -390,13 +303,6 @@ public sealed class Collection : IDisposable
         return record is not null;
     }
 
-    private static string LevelName(VolumeLevel level) => level switch
-    {
-        VolumeLevel.Series => "series",
-        VolumeLevel.Study => "study",
-        _ => "instance",
-    };
-
     /// <summary>The query slice and hit slice most alike; the hit slice's thumbnail read from its stored instance.</summary>
     private SlicePair BestSlices(IReadOnlyList<QuerySlice> query, Volume hit)
     {
@@ -414,14 +320,8 @@ public sealed class Collection : IDisposable
     }
 
     /// <summary>k-NN classification of <paramref name="query"/>: the search, then a weighted vote per label decided at its operating point.</summary>
-    public Classification Classify(Query query, SearchOptions options, Weighting weighting, double temperature)
-    {
-        var result = Search(query, options);
-        // Stored operating points were chosen on instance votes; a series or study vote is decided at 0.5.
-        var points = query.Level == VolumeLevel.Instance ? OperatingPoints : OperatingPoints.None;
-        var labels = NeighbourVote.Classify(result.Neighbours, weighting, temperature, points);
-        return new Classification(labels, result.Neighbours, result.UnlabelledNeighbours, ModelId);
-    }
+    public Classification Classify(Query query, SearchOptions options, Weighting weighting, double temperature) =>
+        Classification.Decide(Search(query, options), query.Level, OperatingPoints, weighting, temperature);
 
     /// <summary>Counts of the stored cases by modality and label, the index settings and the sizes on disk, for Stats.</summary>
     public CollectionStats Stats()
@@ -544,7 +444,7 @@ public sealed class Collection : IDisposable
         _volumes.Dispose();
         _index.Dispose();
         _store.Dispose();
-        Encoder.Dispose();
+        if (_options.SharedEncoder is null) Encoder.Dispose();
         _directory.Dispose();
     }
 }

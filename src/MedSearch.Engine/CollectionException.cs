@@ -8,3 +8,9 @@ public sealed class ModelMismatchException(string message) : CollectionException
 
 /// <summary>A caller asked for something that does not exist (a case id or key).</summary>
 public sealed class CaseNotFoundException(string message) : CollectionException(message);
+
+/// <summary>Another process (or another owner in this one) holds the data directory's lock.</summary>
+public sealed class DataDirectoryInUseException(string message, Exception inner) : CollectionException(message, inner);
+
+/// <summary>Part of a cluster did not answer, so the call could not be completed; retrying is safe.</summary>
+public sealed class CaseSpaceUnavailableException(string message) : CollectionException(message);

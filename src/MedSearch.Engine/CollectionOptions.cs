@@ -36,6 +36,18 @@ public sealed class CollectionOptions
     public int MaxNeighbours { get; init; } = MaxNeighboursLimit;
 
     /// <summary>
+    /// An encoder already open, shared by several collections of one process (a cluster silo's shards); the
+    /// collection uses it instead of opening its own and does not dispose it.
+    /// </summary>
+    public ImageEncoder? SharedEncoder { get; init; }
+
+    /// <summary>
+    /// Where the patient-hash key lives when not in the data directory (a cluster keeps one key for all shards so a
+    /// patient hashes alike everywhere).
+    /// </summary>
+    public string? PatientKeyDirectory { get; init; }
+
+    /// <summary>
     /// The encoder settings of a command: <paramref name="model"/> and <paramref name="device"/> (the options'
     /// values, null when not given) win, then $MEDSEARCH_MODEL and $MEDSEARCH_DEVICE, then the built-in model on
     /// <see cref="EncoderDevice.Auto"/>.
@@ -56,7 +68,7 @@ public sealed class CollectionOptions
     public string ModelDescription => ModelPath ?? "the built-in ResNet18";
 
     /// <summary>Opens the encoder these options name; problems with the model or device become <see cref="CollectionException"/>s.</summary>
-    internal ImageEncoder OpenEncoder(string dataPath)
+    public ImageEncoder OpenEncoder(string dataPath)
     {
         try
         {

@@ -54,7 +54,7 @@ public sealed class DataDirectory : IDisposable
         }
         catch (IOException e)
         {
-            throw new CollectionException(
+            throw new DataDirectoryInUseException(
                 $"data directory {full} is in use by another MedSearch process (lock file {lockPath}); stop it or use another --data directory", e);
         }
     }

@@ -28,6 +28,11 @@ public sealed record SearchOptions
     public IReadOnlySet<ulong>? ExcludedCases { get; init; }
     /// <summary>Score every admissible case instead of walking the graph: slow, but what the graph approximates.</summary>
     public bool Exact { get; init; }
+    /// <summary>
+    /// When the caller stops waiting (UTC). A cluster gives its shards until shortly before then and answers with
+    /// those that replied, flagged partial; a single node, whose search cannot be partial, ignores it.
+    /// </summary>
+    public DateTime Deadline { get; init; } = DateTime.MaxValue;
 }
 
 /// <summary>

@@ -11,8 +11,14 @@ public sealed record Neighbour(int Rank, float Similarity, CaseRecord Case, Slic
 /// <summary>The pair of slices, one of the query and one of the hit, with the highest slice-to-slice similarity.</summary>
 public sealed record SlicePair(string QuerySlice, byte[] QueryThumbnail, string HitSliceKey, byte[] HitThumbnail, float Similarity);
 
+/// <param name="Missing">Parts of the case space that did not answer in time; their cases may be missing from the neighbours.</param>
 public sealed record SearchResult(
     IReadOnlyList<Neighbour> Neighbours,
     IReadOnlyList<LabelVote> Votes,
     int UnlabelledNeighbours,
-    string ModelId);
+    string ModelId,
+    IReadOnlyList<string>? Missing = null)
+{
+    /// <summary>Some part of the case space did not answer in time (see <see cref="Missing"/>).</summary>
+    public bool Partial => Missing is { Count: > 0 };
+}

@@ -11,32 +11,47 @@ internal static class Calls
     public static RpcException Invalid(string message) => new(new Status(StatusCode.InvalidArgument, message));
 
     /// <summary>
-    /// Runs a collection call, turning its exceptions into the statuses the contract promises; messages from
+    /// Runs a case space call, turning its exceptions into the statuses the contract promises; messages from
     /// checks that do not name their field get <paramref name="field"/> in front.
     /// </summary>
     public static T Run<T>(Func<T> call, string field = "")
     {
-        string Named(string message) => field.Length == 0 || message.StartsWith(field, StringComparison.Ordinal) ? message : $"{field}: {message}";
         try
         {
             return call();
         }
-        catch (ImageDecodeException e)
+        catch (Exception e) when (StatusOf(e, field) is { } status)
         {
-            throw Invalid(Named(e.Message));
+            throw status;
         }
-        catch (CaseNotFoundException e)
+    }
+
+    /// <summary><see cref="Run{T}"/> for an asynchronous call.</summary>
+    public static async Task<T> RunAsync<T>(Func<Task<T>> call, string field = "")
+    {
+        try
         {
-            throw new RpcException(new Status(StatusCode.NotFound, Named(e.Message)));
+            return await call();
         }
-        catch (ModelMismatchException e)
+        catch (Exception e) when (StatusOf(e, field) is { } status)
         {
-            throw new RpcException(new Status(StatusCode.FailedPrecondition, Named(e.Message)));
+            throw status;
         }
-        catch (ArgumentException e)
+    }
+
+    /// <summary>The status a domain exception becomes; null for any other exception, which stays a server error.</summary>
+    private static RpcException? StatusOf(Exception e, string field)
+    {
+        string Named(string message) => field.Length == 0 || message.StartsWith(field, StringComparison.Ordinal) ? message : $"{field}: {message}";
+        return e switch
         {
-            throw Invalid(Named(Reason(e)));
-        }
+            ImageDecodeException => Invalid(Named(e.Message)),
+            CaseNotFoundException => new RpcException(new Status(StatusCode.NotFound, Named(e.Message))),
+            ModelMismatchException => new RpcException(new Status(StatusCode.FailedPrecondition, Named(e.Message))),
+            CaseSpaceUnavailableException => new RpcException(new Status(StatusCode.Unavailable, e.Message)),
+            ArgumentException argument => Invalid(Named(Reason(argument))),
+            _ => null,
+        };
     }
 
     /// <summary>The message without the " (Parameter 'x')" that ArgumentException appends: our messages name the field already.</summary>

@@ -10,82 +10,83 @@ public sealed partial class CaseGrpcService
     /// <summary>Longest file name accepted, as the contract states.</summary>
     public const int MaxIngestNameLength = 1024;
 
-    /// <summary>Results sent together after one checkpoint: fewer checkpoints, at the cost of later acknowledgements.</summary>
+    /// <summary>Files handed to the case space together and stored under one checkpoint: fewer checkpoints, at the cost of later acknowledgements.</summary>
     public const int IngestResultGroup = 16;
 
-    /// <summary>How long a result may wait for its group to fill, so that a slow client still hears back.</summary>
+    /// <summary>How long a file may wait for its group to fill, so that a slow client still hears back.</summary>
     public static readonly TimeSpan IngestResultWait = TimeSpan.FromSeconds(1);
 
     /// <summary>
-    /// Client-streamed files, one result each, in request order. A result is sent only once a checkpoint covers
-    /// its case, so STORED and UPDATED mean durable: results wait for a group of <see cref="IngestResultGroup"/>,
-    /// the end of the stream, or <see cref="IngestResultWait"/>, whichever comes first. A bad file or field costs
-    /// that file alone (FAILED naming it); cancellation stops between files.
+    /// Client-streamed files, one result each, in request order. Files are stored in groups of
+    /// <see cref="IngestResultGroup"/> (fewer at the end of the stream, or once the first has waited
+    /// <see cref="IngestResultWait"/>), and a group's results are sent only once the case space has made it durable,
+    /// so STORED and UPDATED mean durable. A bad file or field costs that file alone (FAILED naming it);
+    /// cancellation stops between files.
     /// </summary>
     public override async Task Ingest(IAsyncStreamReader<IngestRequest> requestStream, IServerStreamWriter<IngestResult> responseStream,
         ServerCallContext context)
     {
         var cancellation = context.CancellationToken;
-        var unsent = new List<IngestResult>(IngestResultGroup);
-        var sinceFirstUnsent = new Stopwatch();
+        // Each request's result, and the file to store for it; a request refused at the edge has its result already and no file.
+        var group = new List<(IngestResult Result, IngestItem? Item)>(IngestResultGroup);
+        var sinceFirst = new Stopwatch();
 
-        async Task SendAsync()
+        async Task StoreAsync()
         {
-            if (unsent.Count == 0) return;
-            // Even UNCHANGED waits for the checkpoint: the stored case may be another stream's write not yet covered.
-            if (unsent.Any(r => r.Outcome is IngestOutcome.Stored or IngestOutcome.Updated or IngestOutcome.Unchanged))
-                await Task.Run(() => collection.Checkpoint(saveIndex: false), CancellationToken.None);
-            foreach (var result in unsent) await responseStream.WriteAsync(result);
-            unsent.Clear();
+            if (group.Count == 0) return;
+            var items = group.Where(g => g.Item is not null).Select(g => g.Item!).ToList();
+            var outcomes = items.Count == 0 ? [] : await inference.RunAsync(() => space.IngestAsync(items, cancellation), cancellation);
+            int filled = 0;
+            foreach (var (result, item) in group)
+            {
+                if (item is not null) Fill(result, outcomes[filled++]);
+                await responseStream.WriteAsync(result);
+            }
+            group.Clear();
         }
 
         int sequence = 0;
         Task<bool>? next = null;
-        try
+        while (true)
         {
-            while (true)
+            next ??= requestStream.MoveNext(cancellation);
+            if (group.Count > 0 && !next.IsCompleted)
             {
-                next ??= requestStream.MoveNext(cancellation);
-                if (unsent.Count > 0 && !next.IsCompleted)
+                var wait = IngestResultWait - sinceFirst.Elapsed;
+                if (wait > TimeSpan.Zero) await Task.WhenAny(next, Task.Delay(wait, cancellation));
+                if (!next.IsCompleted)
                 {
-                    var wait = IngestResultWait - sinceFirstUnsent.Elapsed;
-                    if (wait > TimeSpan.Zero) await Task.WhenAny(next, Task.Delay(wait, cancellation));
-                    if (!next.IsCompleted)
-                    {
-                        await SendAsync();
-                        continue;
-                    }
+                    await StoreAsync();
+                    continue;
                 }
-                if (!await next) break;
-                next = null;
-                var request = requestStream.Current;
-                unsent.Add(await IngestOneAsync(request, sequence++, inference, cancellation));
-                if (unsent.Count == 1) sinceFirstUnsent.Restart();
-                if (unsent.Count >= IngestResultGroup || sinceFirstUnsent.Elapsed >= IngestResultWait) await SendAsync();
             }
+            if (!await next) break;
+            next = null;
+            group.Add(Prepare(requestStream.Current, sequence++));
+            if (group.Count == 1) sinceFirst.Restart();
+            if (group.Count >= IngestResultGroup || sinceFirst.Elapsed >= IngestResultWait) await StoreAsync();
         }
-        catch (RpcException) when (!cancellation.IsCancellationRequested)
-        {
-            // Refused mid-stream (the server is busy): the files done so far still get their results.
-            await SendAsync();
-            throw;
-        }
-        await SendAsync();
+        await StoreAsync();
     }
 
-    private async Task<IngestResult> IngestOneAsync(IngestRequest request, int sequence, InferenceGate inference, CancellationToken cancellation)
+    /// <summary>The request's result so far, and the file to store; a request with a bad field is FAILED already, with nothing to store.</summary>
+    private static (IngestResult Result, IngestItem? Item) Prepare(IngestRequest request, int sequence)
     {
         var result = new IngestResult { Sequence = sequence, Name = request.Name };
         if (IngestProblem(request) is { } problem)
         {
             result.Outcome = IngestOutcome.Failed;
             result.Reason = problem;
-            return result;
+            return (result, null);
         }
         var annotation = request.Labels.Count == 0 && request.Metadata.Count == 0
             ? null
             : new CaseAnnotation([.. request.Labels], new Dictionary<string, string>(request.Metadata, StringComparer.Ordinal));
-        var item = await inference.RunAsync(() => CaseWriter.Ingest(collection, request.Name, request.File.Memory, annotation), cancellation);
+        return (result, new IngestItem(request.Name, request.File.Memory, annotation));
+    }
+
+    private static void Fill(IngestResult result, IngestItemResult item)
+    {
         result.Outcome = item.Outcome switch
         {
             ItemOutcome.Indexed => IngestOutcome.Stored,
@@ -100,7 +101,6 @@ public sealed partial class CaseGrpcService
             result.Key = key;
             result.CaseId = CaseId.Format(CaseId.FromKey(key));
         }
-        return result;
     }
 
     /// <summary>What makes a request unusable, naming the field; null when it is fine.</summary>

@@ -5,9 +5,9 @@ using MedSearch.Protocol.V1;
 namespace MedSearch.Server;
 
 /// <summary>Stored cases as such: get, relabel, delete; ingest is in CaseGrpcService.Ingest.cs.</summary>
-public sealed partial class CaseGrpcService(Collection collection, InferenceGate inference) : CaseService.CaseServiceBase
+public sealed partial class CaseGrpcService(ICaseSpace space, InferenceGate inference) : CaseService.CaseServiceBase
 {
-    public override Task<DeleteResponse> Delete(DeleteRequest request, ServerCallContext context)
+    public override async Task<DeleteResponse> Delete(DeleteRequest request, ServerCallContext context)
     {
         var (scope, value, field) = request.SelectorCase switch
         {
@@ -20,25 +20,26 @@ public sealed partial class CaseGrpcService(Collection collection, InferenceGate
         };
         if (string.IsNullOrWhiteSpace(value))
             throw new RpcException(new Status(StatusCode.InvalidArgument, $"{field}: empty"));
-        var keys = collection.Delete(scope, value.Trim());
+        var keys = await space.DeleteAsync(scope, value.Trim(), context.CancellationToken);
         var response = new DeleteResponse { Deleted = keys.Count };
         response.Keys.Add(keys);
-        return Task.FromResult(response);
+        return response;
     }
 
-    public override Task<CaseInfo> Get(GetRequest request, ServerCallContext context)
+    public override async Task<CaseInfo> Get(GetRequest request, ServerCallContext context)
     {
         if (string.IsNullOrWhiteSpace(request.CaseId)) throw Calls.Invalid("case_id: empty");
-        var record = Calls.Run(() => collection.FindCase(request.CaseId), "case_id");
-        return Task.FromResult(Calls.ToCaseInfo(record, request.IncludeEmbedding, request.IncludeThumbnail));
+        var record = await Calls.RunAsync(() => space.FindCaseAsync(request.CaseId, context.CancellationToken), "case_id");
+        return Calls.ToCaseInfo(record, request.IncludeEmbedding, request.IncludeThumbnail);
     }
 
-    public override Task<CaseInfo> UpdateLabels(UpdateLabelsRequest request, ServerCallContext context)
+    public override async Task<CaseInfo> UpdateLabels(UpdateLabelsRequest request, ServerCallContext context)
     {
         if (string.IsNullOrWhiteSpace(request.CaseId)) throw Calls.Invalid("case_id: empty");
         if (!request.Replace && request.Add.Count == 0 && request.Remove.Count == 0)
             throw Calls.Invalid("add: nothing to change (give labels to add or remove, or replace)");
-        var record = Calls.Run(() => collection.UpdateLabels(request.CaseId, request.Replace, request.Add, request.Remove), "labels");
-        return Task.FromResult(Calls.ToCaseInfo(record, includeEmbedding: false, includeThumbnail: false));
+        var record = await Calls.RunAsync(
+            () => space.UpdateLabelsAsync(request.CaseId, request.Replace, request.Add, request.Remove, context.CancellationToken), "labels");
+        return Calls.ToCaseInfo(record, includeEmbedding: false, includeThumbnail: false);
     }
 }

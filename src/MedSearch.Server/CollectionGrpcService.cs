@@ -4,25 +4,25 @@ using MedSearch.Protocol.V1;
 
 namespace MedSearch.Server;
 
-/// <summary>The collection as a whole: what it holds and how it is indexed.</summary>
-public sealed class CollectionGrpcService(Collection collection) : CollectionService.CollectionServiceBase
+/// <summary>The case space as a whole: what it holds and how it is indexed.</summary>
+public sealed class CollectionGrpcService(ICaseSpace space) : CollectionService.CollectionServiceBase
 {
-    public override Task<StatsResponse> Stats(StatsRequest request, ServerCallContext context)
+    public override async Task<StatsResponse> Stats(StatsRequest request, ServerCallContext context)
     {
-        var stats = collection.Stats();
+        var stats = await space.StatsAsync(context.CancellationToken);
         var response = new StatsResponse
         {
             Cases = stats.Cases,
             UnlabelledCases = stats.UnlabelledCases,
-            ModelId = collection.ModelId,
-            Dimensions = collection.Dimensions,
+            ModelId = space.ModelId,
+            Dimensions = space.Dimensions,
             StoreBytes = stats.StoreBytes,
             IndexBytes = stats.IndexBytes,
             Series = stats.Series,
             Studies = stats.Studies,
             Pooling = stats.Volumes.Pooling.ToString().ToLowerInvariant(),
             SlicesPerSeries = stats.Volumes.SlicesPerSeries,
-            VolumeDimensions = stats.Volumes.DimensionsFor(collection.Dimensions),
+            VolumeDimensions = stats.Volumes.DimensionsFor(space.Dimensions),
             Index = new IndexSettings
             {
                 Quantization = stats.Index.Quantization.ToString().ToLowerInvariant(),
@@ -35,14 +35,14 @@ public sealed class CollectionGrpcService(Collection collection) : CollectionSer
         };
         foreach (var (modality, cases) in stats.CasesByModality) response.CasesByModality[modality] = cases;
         foreach (var (label, cases) in stats.CasesByLabel) response.CasesByLabel[label] = cases;
-        return Task.FromResult(response);
+        return response;
     }
 
-    public override Task<ListLabelsResponse> ListLabels(ListLabelsRequest request, ServerCallContext context)
+    public override async Task<ListLabelsResponse> ListLabels(ListLabelsRequest request, ServerCallContext context)
     {
         var response = new ListLabelsResponse();
-        foreach (var (label, cases) in collection.LabelCounts())
+        foreach (var (label, cases) in await space.LabelCountsAsync(context.CancellationToken))
             response.Labels.Add(new LabelCount { Label = label, Cases = cases });
-        return Task.FromResult(response);
+        return response;
     }
 }

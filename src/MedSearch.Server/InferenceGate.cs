@@ -16,9 +16,9 @@ public sealed record InferenceOptions
 }
 
 /// <summary>
-/// Bounds concurrent inference (decode + embed of a query image): requests queue for a slot, and when the queue
-/// is full the caller gets RESOURCE_EXHAUSTED with a `retry-after-ms` trailer instead of the server running out of
-/// memory. Waiting honours the call's deadline and cancellation.
+/// Bounds concurrent inference (decode + embed of query images and of ingested files): requests queue for a slot,
+/// and when the queue is full the caller gets RESOURCE_EXHAUSTED with a `retry-after-ms` trailer instead of the
+/// server running out of memory. Waiting honours the call's deadline and cancellation.
 /// </summary>
 public sealed class InferenceGate
 {
@@ -37,7 +37,13 @@ public sealed class InferenceGate
     }
 
     /// <summary>Runs <paramref name="work"/> in a slot, on the thread pool.</summary>
-    public async Task<T> RunAsync<T>(Func<T> work, CancellationToken cancellation)
+    public Task<T> RunAsync<T>(Func<T> work, CancellationToken cancellation) => RunAsync(() => Task.FromResult(work()), cancellation);
+
+    /// <summary>
+    /// Runs <paramref name="work"/> in a slot, started on the thread pool; the slot is held until its task ends, so
+    /// work that awaits another machine (a cluster shard embedding or storing) still counts against the bound.
+    /// </summary>
+    public async Task<T> RunAsync<T>(Func<Task<T>> work, CancellationToken cancellation)
     {
         if (!_slots.Wait(0))
         {

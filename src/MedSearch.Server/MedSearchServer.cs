@@ -17,14 +17,19 @@ namespace MedSearch.Server;
 /// Builds the gRPC host: Kestrel speaking HTTP/2 (h2c on http:// URLs, as gRPC clients expect), the search
 /// service, grpc.health.v1 and server reflection, also as gRPC-Web and JSON (transcoding). Around every call: the
 /// audit log and request metrics, and the API key check when keys are configured; /metrics on its own listeners.
-/// The collection is opened before the host starts so that a locked or mismatched data directory fails the start,
+/// The case space is opened before the host starts so that a locked or mismatched data directory fails the start,
 /// not the first request.
 /// </summary>
 public static class MedSearchServer
 {
-    public static WebApplication Build(ServerOptions options, Action<string>? log = null)
+    public static WebApplication Build(ServerOptions options, Action<string>? log = null) => Build(options, log, given: null);
+
+    /// <summary>Serves a case space the caller opened (a cluster client's, say); the server owns it from here.</summary>
+    public static WebApplication Build(ServerOptions options, ICaseSpace space, Action<string>? log = null) => Build(options, log, space);
+
+    private static WebApplication Build(ServerOptions options, Action<string>? log, ICaseSpace? given)
     {
-        // Security settings first: a bad certificate or an exposed address without keys fails before the collection opens.
+        // Security settings first: a bad certificate or an exposed address without keys fails before the case space opens.
         var keys = options.KeysPath is null ? null : ApiKeyStore.Load(options.KeysPath);
         var corsOrigins = CorsOriginsOf(options.CorsOrigins);
         if (keys is { Keys.Count: 0 })
@@ -37,11 +42,15 @@ public static class MedSearchServer
         if (tls is not null)
             log?.Invoke($"TLS: {tls.Subject}{(tls.RequiresClientCertificate ? "; client certificates required (--tls-client-ca)" : "")}");
 
-        var collection = Collection.Open(options.DataPath, options.Collection, log);
+        // A cluster's space is made inside the host, from the silo it joins; a single node's is opened now.
+        var cluster = given is null && options.Cluster is { } wanted ? ClusterSilo.Layout(wanted, options.Collection) : null;
+        var space = given ?? (cluster is null ? OpenSpace(options, log) : null);
         try
         {
             var builder = WebApplication.CreateSlimBuilder();
             builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+            // A silo logs every placement and membership step at information level.
+            builder.Logging.AddFilter("Orleans", LogLevel.Warning).AddFilter("Polly", LogLevel.Warning);
             if (options.JsonLogs)
             {
                 builder.Logging.ClearProviders();
@@ -63,7 +72,8 @@ public static class MedSearchServer
                 .AddPrometheusExporter());
             // Registered through a factory so that the container owns it: disposing the host (stopped or not) closes
             // the store and releases the data directory's lock.
-            builder.Services.AddSingleton(_ => collection);
+            if (cluster is not null) ClusterSilo.Join(builder, options.Cluster!, cluster, options.Collection);
+            else builder.Services.AddSingleton<ICaseSpace>(_ => space!);
             builder.Services.AddSingleton(new InferenceGate(options.Inference));
             builder.Services.AddGrpc(grpc =>
             {
@@ -79,20 +89,20 @@ public static class MedSearchServer
                     .AllowAnyHeader().WithMethods("GET", "POST")
                     // gRPC-Web reads its status from these; the retry hint of a busy server too.
                     .WithExposedHeaders("Grpc-Status", "Grpc-Message", "Grpc-Encoding", "Grpc-Accept-Encoding", InferenceGate.RetryAfterTrailer)));
-            builder.Services.AddGrpcHealthChecks().AddCheck("collection", () =>
-                Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult.Healthy($"{collection.Count} cases"));
+            builder.Services.AddGrpcHealthChecks().AddCheck<CaseSpaceHealth>("collection");
 
             var app = builder.Build();
             // A clean stop, after the last call has finished: a checkpoint with an index snapshot, so the next start
             // loads the index instead of rebuilding it from the store (ingest and relabelling checkpoint the store
             // only). A crash skips this and costs that rebuild, never a case.
-            app.Lifetime.ApplicationStopped.Register(() => collection.Checkpoint(saveIndex: true));
+            // A cluster's shards do this themselves when the silo hands them over on its way down.
+            if (space is not null) app.Lifetime.ApplicationStopped.Register(() => space.CheckpointAsync(CancellationToken.None).GetAwaiter().GetResult());
             // Opened now so that an unwritable --audit-file fails the start, not the first call.
             app.Services.GetRequiredService<AuditLog>();
-            // Resolved now so that the container owns the collection even if no call ever asks for it: a singleton
+            // Resolved now so that the container owns the case space even if no call ever asks for it: a singleton
             // made by a factory is disposed only once created, and otherwise the data directory's lock would outlive
             // a server that was started and stopped without serving a call.
-            app.Services.GetRequiredService<Collection>();
+            app.Services.GetRequiredService<ICaseSpace>();
             app.UseOpenTelemetryPrometheusScrapingEndpoint(context => listeners.IsMetricsConnection(context) && context.Request.Path == "/metrics");
             app.MapWhen(listeners.IsMetricsConnection, metricsOnly => metricsOnly.Run(context =>
             {
@@ -112,10 +122,15 @@ public static class MedSearchServer
         }
         catch
         {
-            collection.Dispose();
+            // Not yet the container's: released here, or the data directory's lock would outlive the failed start.
+            (space as IDisposable)?.Dispose();
             throw;
         }
     }
+
+    /// <summary>The cases this server answers from.</summary>
+    private static ICaseSpace OpenSpace(ServerOptions options, Action<string>? log) =>
+        new LocalCaseSpace(Collection.Open(options.DataPath, options.Collection, log));
 
     /// <summary>The --cors-origins list, each an http(s) origin without path; `*` is refused.</summary>
     private static string[] CorsOriginsOf(string? text)
@@ -129,5 +144,22 @@ public static class MedSearchServer
                 throw new ServerOptionsException($"--cors-origins: `{origin}` is not an origin (scheme://host[:port], no path)");
         }
         return origins;
+    }
+}
+
+/// <summary>Healthy while the case space answers: a cluster whose shards cannot all be counted is not.</summary>
+internal sealed class CaseSpaceHealth(ICaseSpace space) : Microsoft.Extensions.Diagnostics.HealthChecks.IHealthCheck
+{
+    public async Task<Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult> CheckHealthAsync(
+        Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckContext context, CancellationToken cancellation)
+    {
+        try
+        {
+            return Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult.Healthy($"{await space.CountAsync(cancellation)} cases");
+        }
+        catch (CaseSpaceUnavailableException e)
+        {
+            return Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult.Unhealthy(e.Message);
+        }
     }
 }

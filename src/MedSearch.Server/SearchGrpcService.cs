@@ -5,10 +5,10 @@ using MedSearch.Protocol.V1;
 namespace MedSearch.Server;
 
 /// <summary>
-/// Translates the public protobuf contract to collection calls and back; validation of the request happens
+/// Translates the public protobuf contract to case space calls and back; validation of the request happens
 /// here, at the edge, so that every bad input becomes INVALID_ARGUMENT naming the field.
 /// </summary>
-public sealed class SearchGrpcService(Collection collection, InferenceGate inference) : SearchService.SearchServiceBase
+public sealed class SearchGrpcService(ICaseSpace space, InferenceGate inference) : SearchService.SearchServiceBase
 {
     public const int DefaultK = 10;
     public const double DefaultTemperature = 0.1;
@@ -16,8 +16,9 @@ public sealed class SearchGrpcService(Collection collection, InferenceGate infer
     public override async Task<SearchResponse> Search(SearchRequest request, ServerCallContext context)
     {
         var (query, options) = await Prepare(request, "", context);
-        var result = Calls.Run(() => collection.Search(query, options));
-        var response = new SearchResponse { ModelId = result.ModelId, UnlabelledNeighbours = result.UnlabelledNeighbours };
+        var result = await Calls.RunAsync(() => space.SearchAsync(query, options, context.CancellationToken));
+        var response = new SearchResponse { ModelId = result.ModelId, UnlabelledNeighbours = result.UnlabelledNeighbours, Partial = result.Partial };
+        response.Missing.Add(result.Missing ?? []);
         response.Neighbours.Add(result.Neighbours.Select(n => Calls.ToNeighbour(n, request.IncludeThumbnails)));
         response.Warnings.Add(query.Warnings ?? []);
         if (request.IncludeQueryPreview) response.QueryPreview = Preview(query);
@@ -40,8 +41,9 @@ public sealed class SearchGrpcService(Collection collection, InferenceGate infer
         if (!(temperature > 0) || !double.IsFinite(temperature)) throw Calls.Invalid($"temperature: must be a positive number, got {temperature}");
 
         var (query, options) = await Prepare(request.Search, "search.", context);
-        var result = Calls.Run(() => collection.Classify(query, options, weighting, temperature));
-        var response = new ClassifyResponse { ModelId = result.ModelId, UnlabelledNeighbours = result.UnlabelledNeighbours };
+        var result = await Calls.RunAsync(() => space.ClassifyAsync(query, options, weighting, temperature, context.CancellationToken));
+        var response = new ClassifyResponse { ModelId = result.ModelId, UnlabelledNeighbours = result.UnlabelledNeighbours, Partial = result.Partial };
+        response.Missing.Add(result.Missing ?? []);
         response.Neighbours.Add(result.Neighbours.Select(n => Calls.ToNeighbour(n, request.Search.IncludeThumbnails)));
         response.Warnings.Add(query.Warnings ?? []);
         if (request.Search.IncludeQueryPreview) response.QueryPreview = Preview(query);
@@ -64,8 +66,8 @@ public sealed class SearchGrpcService(Collection collection, InferenceGate infer
     private async Task<(Query, SearchOptions)> Prepare(SearchRequest request, string prefix, ServerCallContext context)
     {
         int k = request.HasK ? request.K : DefaultK;
-        if (k < 1 || k > collection.MaxNeighbours)
-            throw Calls.Invalid($"{prefix}k: must be between 1 and {collection.MaxNeighbours}, got {k}");
+        if (k < 1 || k > space.MaxNeighbours)
+            throw Calls.Invalid($"{prefix}k: must be between 1 and {space.MaxNeighbours}, got {k}");
         var options = new SearchOptions
         {
             K = k,
@@ -74,6 +76,7 @@ public sealed class SearchGrpcService(Collection collection, InferenceGate infer
             ExcludeSamePatient = request.ExcludeSamePatient,
             ExcludeSameStudy = request.ExcludeSameStudy,
             OnePerStudy = request.OnePerStudy,
+            Deadline = context.Deadline,
         };
         var level = request.Level switch
         {
@@ -89,9 +92,10 @@ public sealed class SearchGrpcService(Collection collection, InferenceGate infer
             (SearchRequest.QueryOneofCase.Image, not VolumeLevel.Instance) =>
                 throw Calls.Invalid($"{prefix}image: one file is an instance query; at {prefix}level {request.Level} send the series' files as images"),
             (SearchRequest.QueryOneofCase.Images, _) => await VolumeImagesQuery(request, level, prefix, context),
-            (SearchRequest.QueryOneofCase.CaseId, not VolumeLevel.Instance) => Calls.Run(() => collection.VolumeQuery(level, request.CaseId), prefix + "case_id"),
-            (SearchRequest.QueryOneofCase.Embedding, _) => Calls.Run(() => collection.EmbeddingQuery(request.Embedding.Values, level), prefix + "embedding"),
-            _ => await InstanceQuery(request, prefix, context),
+            (SearchRequest.QueryOneofCase.CaseId, _) =>
+                await Calls.RunAsync(() => space.StoredQueryAsync(level, request.CaseId, context.CancellationToken), prefix + "case_id"),
+            (SearchRequest.QueryOneofCase.Embedding, _) => Calls.Run(() => space.Queries.Embedding(request.Embedding.Values, level), prefix + "embedding"),
+            _ => await ImageQuery(request, prefix, context),
         };
         if (options.ExcludeQueryCase && query.CaseId == 0)
             throw Calls.Invalid($"{prefix}exclude_query_case: only a stored-case query (case_id) has a case to exclude");
@@ -106,21 +110,16 @@ public sealed class SearchGrpcService(Collection collection, InferenceGate infer
             throw Calls.Invalid($"{prefix}images.names: {set.Names.Count} names for {set.Files.Count} files (give one per file, or none)");
         var files = set.Files.Select((f, i) => (f.Memory, set.Names.Count > 0 ? set.Names[i] : $"file {i + 1}")).ToList();
         var skipped = new List<string>();
-        return await inference.RunAsync(() => Calls.Run(() => collection.ImagesQuery(level, files, skipped), prefix + "images"), context.CancellationToken);
+        return await inference.RunAsync(() => Calls.Run(() => space.Queries.Images(level, files, skipped), prefix + "images"), context.CancellationToken);
     }
 
-    private async Task<Query> InstanceQuery(SearchRequest request, string prefix, ServerCallContext context)
+    private async Task<Query> ImageQuery(SearchRequest request, string prefix, ServerCallContext context) => request.QueryCase switch
     {
-        var query = request.QueryCase switch
-        {
-            SearchRequest.QueryOneofCase.Image when request.Image.IsEmpty => throw Calls.Invalid($"{prefix}image: empty (0 bytes)"),
-            SearchRequest.QueryOneofCase.Image => await inference.RunAsync(
-                () => Calls.Run(() => collection.ImageQuery(request.Image.Memory, ImageName(request)), prefix + "image"), context.CancellationToken),
-            SearchRequest.QueryOneofCase.CaseId => Calls.Run(() => collection.CaseQuery(request.CaseId), prefix + "case_id"),
-            _ => throw Calls.Invalid($"{prefix}query: set `image` (file bytes), `case_id`, `embedding` or, for a series or study, `images`"),
-        };
-        return query;
-    }
+        SearchRequest.QueryOneofCase.Image when request.Image.IsEmpty => throw Calls.Invalid($"{prefix}image: empty (0 bytes)"),
+        SearchRequest.QueryOneofCase.Image => await inference.RunAsync(
+            () => Calls.Run(() => space.Queries.Image(request.Image.Memory, ImageName(request)), prefix + "image"), context.CancellationToken),
+        _ => throw Calls.Invalid($"{prefix}query: set `image` (file bytes), `case_id`, `embedding` or, for a series or study, `images`"),
+    };
 
     /// <summary>The preview a viewer shows: the image the encoder saw, 8-bit, longest side at most 512.</summary>
     private static Google.Protobuf.ByteString Preview(Query query) =>

@@ -58,6 +58,9 @@ public sealed record ServerOptions
 
     public CollectionOptions Collection { get; init; } = new();
 
+    /// <summary>Set: this server is a silo of a sharded cluster (and its gateway) instead of a single node over <see cref="DataPath"/>.</summary>
+    public Cluster.ClusterOptions? Cluster { get; init; }
+
     /// <summary>Bounds on concurrent query-image embedding (see <see cref="InferenceGate"/>).</summary>
     public InferenceOptions Inference { get; init; } = new();
 

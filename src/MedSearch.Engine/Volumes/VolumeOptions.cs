@@ -5,6 +5,17 @@ namespace MedSearch.Engine;
 /// <summary>What a search compares: single images, whole series (volumes), or whole studies.</summary>
 public enum VolumeLevel { Instance, Series, Study }
 
+internal static class VolumeLevelNames
+{
+    /// <summary>The level as messages name it.</summary>
+    public static string Name(this VolumeLevel level) => level switch
+    {
+        VolumeLevel.Series => "series",
+        VolumeLevel.Study => "study",
+        _ => "instance",
+    };
+}
+
 /// <summary>How the embeddings of a series' sampled slices become one series embedding (then L2-normalised).</summary>
 [JsonConverter(typeof(JsonStringEnumConverter<Pooling>))]
 public enum Pooling
