@@ -77,7 +77,7 @@ public sealed class ClusterCaseSpace(IGrainFactory grains, ClusterLayout layout,
     {
         var results = new IngestItemResult[items.Count];
         var byShard = Enumerable.Range(0, items.Count)
-            .GroupBy(i => layout.ShardOf(items[i].Bytes, items[i].Name, CaseWriter.KeyOf(items[i].Bytes, items[i].Name, CaseWriter.IngestPrefix + items[i].Name)));
+            .GroupBy(i => layout.ShardOf(items[i].Bytes, items[i].Name, () => CaseWriter.KeyOf(items[i].Bytes, items[i].Name, CaseWriter.IngestPrefix + items[i].Name)));
         await Task.WhenAll(byShard.Select(async group =>
         {
             var indices = group.ToArray();

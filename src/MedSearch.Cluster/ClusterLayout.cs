@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using MedSearch.Dicom;
 using MedSearch.Engine;
+using MedSearch.Imaging;
 
 namespace MedSearch.Cluster;
 
@@ -90,24 +91,25 @@ public sealed class ClusterLayout
 
     /// <summary>
     /// The shard of a file: by Study Instance UID, so that a study never straddles shards (series and study search,
-    /// one-per-study and delete-by-study stay shard-local); a DICOM file without a study goes by its series, then its
-    /// instance; any other file by its case key.
+    /// one-per-study and delete-by-study stay shard-local); a DICOM file without a study goes by its series, any
+    /// other file by its case key, which <paramref name="key"/> gives only when needed (it reads the header again).
     /// </summary>
-    public int ShardOf(ReadOnlyMemory<byte> bytes, string name, string key)
+    public int ShardOf(ReadOnlyMemory<byte> bytes, string name, Func<string> key)
     {
-        string routing = key;
-        try
+        if (ImageReader.Detect(bytes.Span) == ImageFormat.Dicom)
         {
-            var dataset = DicomFile.Open(bytes, name).Dataset;
-            routing = dataset.GetString(DicomTag.StudyInstanceUid) is { Length: > 0 } study ? "study:" + study
-                : dataset.GetString(DicomTag.SeriesInstanceUid) is { Length: > 0 } series ? "series:" + series
-                : key;
+            try
+            {
+                var dataset = DicomFile.Open(bytes, name).Dataset;
+                if (dataset.GetString(DicomTag.StudyInstanceUid) is { Length: > 0 } study) return ShardOfRoutingKey("study:" + study);
+                if (dataset.GetString(DicomTag.SeriesInstanceUid) is { Length: > 0 } series) return ShardOfRoutingKey("series:" + series);
+            }
+            catch (DicomException)
+            {
+                // Unreadable, which the shard will report: the key decides.
+            }
         }
-        catch (DicomException)
-        {
-            // Not DICOM (or unreadable, which the shard will report): the key decides.
-        }
-        return ShardOfRoutingKey(routing);
+        return ShardOfRoutingKey(key());
     }
 
     /// <summary>A stable hash (SHA-256, as case ids) so that every silo and every restart routes alike.</summary>

@@ -42,10 +42,9 @@ public sealed class ShardHost : IDisposable
     /// </summary>
     public async Task<LocalCaseSpace> OpenAsync(int shard, CancellationToken cancellation)
     {
-        var options = new CollectionOptions
+        var options = _options with
         {
-            Encoder = _options.Encoder, ModelPath = _options.ModelPath, Hnsw = _options.Hnsw, Store = _options.Store,
-            MaxNeighbours = _options.MaxNeighbours, Pooling = Layout.Settings.Volumes.Pooling, SlicesPerSeries = Layout.Settings.Volumes.SlicesPerSeries,
+            Pooling = Layout.Settings.Volumes.Pooling, SlicesPerSeries = Layout.Settings.Volumes.SlicesPerSeries,
             SharedEncoder = Encoder, PatientKeyDirectory = Layout.Root,
         };
         var waited = Stopwatch.StartNew();

@@ -5,7 +5,7 @@ using MedSearch.Storage;
 namespace MedSearch.Engine;
 
 /// <summary>Settings of one collection, bound from the command line or configuration.</summary>
-public sealed class CollectionOptions
+public sealed record CollectionOptions
 {
     public const int MaxNeighboursLimit = 1000;
 

@@ -243,19 +243,8 @@ internal sealed class VolumeCatalog : IDisposable
         var sampled = VolumePooling.Sample(ordered.Count, Options.SlicesPerSeries).Select(i => ordered[i].Record).ToList();
         var embedding = VolumePooling.Pool(sampled.Select(r => r.Embedding.ToArray()).ToList(), Options.Pooling);
         var key = SeriesKey(series);
-        var middle = sampled[sampled.Count / 2];
-        var record = new CaseRecord
-        {
-            Id = CaseId.FromKey(key),
-            Key = key,
-            Source = $"series {series} ({ordered.Count} slices)",
-            ModelId = _modelId,
-            Width = middle.Width,
-            Height = middle.Height,
-            Thumbnail = middle.Thumbnail,
-            PixelSha256 = CombinedHash(ordered.Select(s => s.Record.PixelSha256)),
-        };
-        record.Embedding.Add(embedding);
+        var record = PooledRecord(key, $"series {series} ({ordered.Count} slices)", sampled[sampled.Count / 2], embedding,
+            ordered.Select(s => s.Record.PixelSha256));
         Describe(record, ordered.Select(s => s.Record).ToList(), VolumeLevel.Series, ordered.Count, sampled.Count);
         return new Volume(VolumeLevel.Series, record, sampled.Select(r => new VolumeSlice(r.Id, r.Key, r.Embedding.ToArray())).ToList(), problems);
     }
@@ -314,19 +303,7 @@ internal sealed class VolumeCatalog : IDisposable
         if (members.Count == 0) return null;
         var embedding = VolumePooling.Pool(members.Select(m => m.Record.Embedding.ToArray()).ToList(), Pooling.Mean);
         var key = StudyKey(study);
-        var first = members[0].Record;
-        var record = new CaseRecord
-        {
-            Id = CaseId.FromKey(key),
-            Key = key,
-            Source = $"study {study} ({members.Count} series)",
-            ModelId = _modelId,
-            Width = first.Width,
-            Height = first.Height,
-            Thumbnail = first.Thumbnail,
-            PixelSha256 = CombinedHash(members.Select(m => m.Record.PixelSha256)),
-        };
-        record.Embedding.Add(embedding);
+        var record = PooledRecord(key, $"study {study} ({members.Count} series)", members[0].Record, embedding, members.Select(m => m.Record.PixelSha256));
         int slices = members.Sum(m => int.Parse(m.Record.Metadata["slices"], CultureInfo.InvariantCulture));
         Describe(record, members.Select(m => m.Record).ToList(), VolumeLevel.Study, slices, members.Sum(m => m.Slices.Count));
         record.Metadata["series"] = members.Count.ToString(CultureInfo.InvariantCulture);
@@ -348,6 +325,24 @@ internal sealed class VolumeCatalog : IDisposable
     }
 
     /// <summary>A volume is an exact duplicate of another when its ordered slices' pixel hashes are; empty if any slice has none.</summary>
+    /// <summary>A series or study as a case: its pooled embedding, and the size and thumbnail of the slice that shows it.</summary>
+    private CaseRecord PooledRecord(string key, string source, CaseRecord face, float[] embedding, IEnumerable<Google.Protobuf.ByteString> pixelHashes)
+    {
+        var record = new CaseRecord
+        {
+            Id = CaseId.FromKey(key),
+            Key = key,
+            Source = source,
+            ModelId = _modelId,
+            Width = face.Width,
+            Height = face.Height,
+            Thumbnail = face.Thumbnail,
+            PixelSha256 = CombinedHash(pixelHashes),
+        };
+        record.Embedding.Add(embedding);
+        return record;
+    }
+
     private static Google.Protobuf.ByteString CombinedHash(IEnumerable<Google.Protobuf.ByteString> parts)
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
