@@ -7,13 +7,18 @@ namespace MedSearch.Index;
 /// The keys an <see cref="HnswIndex"/> graph cannot lead to (see its "Reachability" remarks), which every graph search
 /// must score too. While few, each is scored exactly; beyond <see cref="ExactLimit"/> they get a graph of their own,
 /// so the cost stays logarithmic instead of growing with the index (measured on a tightly clustered 100k set: 751 such
-/// keys, ~100 us of exact scoring per query). Guarded by the owning index's lock.
+/// keys, ~100 us of exact scoring per query). That graph is only ever built whole (<see cref="HnswIndex.AddRange"/>
+/// checks a whole batch, and records what it cannot reach): one more key inserted into it could prune another's
+/// last link and lose it (1 run in 25 of a 4-thread 20k build did). Keys that come after the build are scored exactly
+/// until there are <see cref="ExactLimit"/> of them, then the graph is rebuilt with them. Guarded by the owning index's lock.
 /// </summary>
 internal sealed class UnreachableKeys(int dimensions, HnswOptions options) : IDisposable
 {
     public const int ExactLimit = 256;
 
     private readonly HashSet<ulong> _keys = [];
+    // Keys added since the graph was built, scored exactly.
+    private readonly HashSet<ulong> _ungraphed = [];
     private HnswIndex? _graph;
 
     public int Count => _keys.Count;
@@ -29,26 +34,31 @@ internal sealed class UnreachableKeys(int dimensions, HnswOptions options) : IDi
     public bool Add(ulong key, VectorStore vectors)
     {
         if (!_keys.Add(key)) return false;
-        if (_graph is not null) _graph.Add(key, vectors.Vector(vectors.SlotOf(key)));
-        else if (_keys.Count > ExactLimit) _graph = Build(vectors);
+        if (_graph is null)
+        {
+            if (_keys.Count > ExactLimit) _graph = Build(vectors);
+        }
+        else if (_ungraphed.Add(key) && _ungraphed.Count > ExactLimit)
+        {
+            _graph.Dispose();
+            _graph = Build(vectors);
+        }
         return true;
     }
 
     public void Remove(ulong key)
     {
-        if (_keys.Remove(key)) _graph?.Remove(key);
+        // Removal only marks the key deleted in the graph, which keeps its links: no other key is cut off.
+        if (_keys.Remove(key) && !_ungraphed.Remove(key)) _graph?.Remove(key);
     }
 
     /// <summary>Offers the best <c>top</c>-many of these keys that <paramref name="filter"/> accepts to <paramref name="top"/>.</summary>
     public void OfferTo(ref TopK top, int wanted, ReadOnlySpan<float> unit, IKeyFilter? filter, VectorStore vectors)
     {
-        if (_graph is null)
-        {
-            foreach (ulong key in _keys)
-                if (filter is null || filter.Accepts(key))
-                    top.Offer(key, TensorPrimitives.Dot(unit, vectors.Vector(vectors.SlotOf(key))));
-            return;
-        }
+        foreach (ulong key in _graph is null ? _keys : _ungraphed)
+            if (filter is null || filter.Accepts(key))
+                top.Offer(key, TensorPrimitives.Dot(unit, vectors.Vector(vectors.SlotOf(key))));
+        if (_graph is null) return;
         var keys = ArrayPool<ulong>.Shared.Rent(wanted);
         var similarities = ArrayPool<float>.Shared.Rent(wanted);
         try
@@ -72,6 +82,7 @@ internal sealed class UnreachableKeys(int dimensions, HnswOptions options) : IDi
 
     private HnswIndex Build(VectorStore vectors)
     {
+        _ungraphed.Clear();
         var keys = _keys.ToArray();
         var flat = new float[keys.Length * dimensions];
         for (int i = 0; i < keys.Length; i++) vectors.Vector(vectors.SlotOf(keys[i])).CopyTo(flat.AsSpan(i * dimensions, dimensions));
