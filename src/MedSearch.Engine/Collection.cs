@@ -20,6 +20,10 @@ public sealed class Collection : IDisposable
     private readonly IndexSnapshot _snapshot;
     private readonly CollectionOptions _options;
     private readonly Lock _checkpointLock = new();
+    // Writers hold it shared across their store write and index change; saving the index holds it exclusively, so a
+    // saved index never has a write half applied (in the store, not yet in the index) that replay would not redo.
+    private readonly ReaderWriterLockSlim _writes = new(LockRecursionPolicy.NoRecursion);
+    private long _lastIndexSaveTicks = Environment.TickCount64;
     private readonly IVectorIndex _index;
     private readonly CaseCatalog _catalog;
     private readonly VolumeCatalog _volumes;
@@ -125,10 +129,18 @@ public sealed class Collection : IDisposable
             throw new ArgumentException($"case {record.Key} has a {record.Embedding.Count}-d embedding, the collection is {Dimensions}-d", nameof(record));
         if (existing is not null && existing.Key != record.Key)
             throw new CollectionException($"case id {CaseId.Format(record.Id)} of {record.Key} collides with stored {existing.Key}; rename one of them");
-        _store.Upsert(record);
-        _catalog.Set(record);
-        _index.Add(record.Id, record.Embedding.ToArray());
-        _volumes.Observe(record);
+        _writes.EnterReadLock();
+        try
+        {
+            _store.Upsert(record);
+            _catalog.Set(record);
+            _index.Add(record.Id, record.Embedding.ToArray());
+            _volumes.Observe(record);
+        }
+        finally
+        {
+            _writes.ExitReadLock();
+        }
     }
 
     /// <summary>Replaces a stored case's labels and metadata without touching its embedding.</summary>
@@ -354,10 +366,12 @@ public sealed class Collection : IDisposable
         Directory.Exists(path) ? new DirectoryInfo(path).EnumerateFiles("*", SearchOption.AllDirectories).Sum(f => f.Length) : 0;
 
     /// <summary>
-    /// Makes everything stored so far durable (a FASTER checkpoint). With <paramref name="saveIndex"/> it also saves
-    /// an index snapshot tagged with that checkpoint, so the next open loads it instead of rebuilding; bulk jobs
-    /// skip that on their interval checkpoints because a snapshot costs as much as the index is large.
-    /// After deletes, the snapshot is written from a fresh build so removed vectors leave the index file too.
+    /// Makes everything stored so far durable (a FASTER checkpoint). With <paramref name="saveIndex"/>, or when the
+    /// last index save is older than <see cref="CollectionOptions.IndexSaveInterval"/>, it also saves the index
+    /// tagged with that checkpoint, so the next open loads it and replays only the store's later changes instead of
+    /// rebuilding; bulk jobs pass false on their interval checkpoints because a save costs as much as the index is
+    /// large and holds writers back meanwhile. After deletes, the index file is written from a fresh build so
+    /// removed vectors leave it too.
     /// </summary>
     /// <remarks>A case is acknowledged as stored only once a checkpoint taken after its write has returned.</remarks>
     public void Checkpoint(bool saveIndex = true)
@@ -368,16 +382,28 @@ public sealed class Collection : IDisposable
             // Compaction checkpoints too, once the deleted records' bytes have left the log files.
             var token = erase ? _store.Compact() : _store.Checkpoint();
             File.WriteAllText(CheckpointMarker, token.Token.ToString());
-            if (!saveIndex && !erase) return;
+            bool due = Environment.TickCount64 - Volatile.Read(ref _lastIndexSaveTicks) >= _options.IndexSaveInterval.TotalMilliseconds;
+            if (!saveIndex && !erase && !due) return;
             if (erase)
             {
+                // Built from the store, which is the truth: a write racing the build is in it or after the checkpoint
+                // position, where replay redoes it. The tail read after the build bounds what the build can hold.
                 using var fresh = _snapshot.Build(_store, _ => { });
-                _snapshot.Save(fresh, token, ModelId);
+                _snapshot.Save(fresh, token, _store.TailAddress, ModelId);
             }
             else
             {
-                _snapshot.Save(_index, token, ModelId);
+                _writes.EnterWriteLock();
+                try
+                {
+                    _snapshot.Save(_index, token, _store.TailAddress, ModelId);
+                }
+                finally
+                {
+                    _writes.ExitWriteLock();
+                }
             }
+            Volatile.Write(ref _lastIndexSaveTicks, Environment.TickCount64);
         }
     }
 
@@ -410,12 +436,20 @@ public sealed class Collection : IDisposable
                 if (fact(entry) == wanted && _store.TryGet(id, out var record))
                     victims.Add(record);
         }
-        foreach (var victim in victims)
+        _writes.EnterReadLock();
+        try
         {
-            _index.Remove(victim.Id);
-            _catalog.Remove(victim.Id);
-            _volumes.Forget(victim.Id);
-            _store.Delete(victim.Id);
+            foreach (var victim in victims)
+            {
+                _index.Remove(victim.Id);
+                _catalog.Remove(victim.Id);
+                _volumes.Forget(victim.Id);
+                _store.Delete(victim.Id);
+            }
+        }
+        finally
+        {
+            _writes.ExitReadLock();
         }
         if (victims.Count > 0)
         {
@@ -444,6 +478,7 @@ public sealed class Collection : IDisposable
         _volumes.Dispose();
         _index.Dispose();
         _store.Dispose();
+        _writes.Dispose();
         if (_options.SharedEncoder is null) Encoder.Dispose();
         _directory.Dispose();
     }

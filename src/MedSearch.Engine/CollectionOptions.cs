@@ -32,6 +32,12 @@ public sealed record CollectionOptions
     public int? SlicesPerSeries { get; init; }
     public CaseStoreOptions Store { get; init; } = new();
 
+    /// <summary>
+    /// Longest a checkpoint goes without saving the index too (bulk jobs and ingest checkpoint without it): after a
+    /// crash, open replays the store's changes since the last save, so this bounds that replay.
+    /// </summary>
+    public TimeSpan IndexSaveInterval { get; init; } = TimeSpan.FromMinutes(10);
+
     /// <summary>Largest k a caller may ask for; bounds the work and memory of one query.</summary>
     public int MaxNeighbours { get; init; } = MaxNeighboursLimit;
 

@@ -112,6 +112,12 @@ public sealed class CaseStore : IDisposable
     /// <summary>The checkpoint this store recovered to or last took; null for a store never checkpointed.</summary>
     public CheckpointToken? LastCheckpoint => Volatile.Read(ref _lastCheckpoint)?.Value;
 
+    /// <summary>Log address after the newest record: positions at or above it are not written yet.</summary>
+    public long TailAddress => _kv.Log.TailAddress;
+
+    /// <summary>Log address of the oldest record kept: compaction moves it up, and nothing below it can be read.</summary>
+    public long BeginAddress => _kv.Log.BeginAddress;
+
     /// <summary>
     /// Opens the store in <paramref name="directory"/> (created when missing or empty), recovering its latest
     /// checkpoint. Layout: <c>FORMAT</c>, <c>log/</c> (FASTER log segments, one page each), <c>checkpoints/</c>.
@@ -286,6 +292,40 @@ public sealed class CaseStore : IDisposable
     }
 
     /// <summary>
+    /// Every write in the log from <paramref name="position"/> up to the tail when the call began, in log order:
+    /// a case written twice appears twice and its latest version comes last (FASTER writes a newer version at a
+    /// higher address, or in place over the same one). This is how derived data tagged with a checkpoint's
+    /// <see cref="CheckpointToken.Position"/> catches up: replaying the changes in order ends in the store's state,
+    /// because a fold-over checkpoint makes everything below its position read-only.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">
+    /// <paramref name="position"/> lies below <see cref="BeginAddress"/> (compaction removed that part of the log) or
+    /// above the tail.
+    /// </exception>
+    public IEnumerable<StoreChange> ChangesSince(long position)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        long begin = _kv.Log.BeginAddress, tail = _kv.Log.TailAddress;
+        if (position < begin || position > tail)
+            throw new ArgumentOutOfRangeException(nameof(position), position,
+                $"store {_directory}: the log holds addresses {begin} to {tail}; position {position} is outside it");
+        return ScanChanges(position, tail);
+    }
+
+    private IEnumerable<StoreChange> ScanChanges(long from, long to)
+    {
+        using var iterator = _kv.Log.Scan(from, to);
+        while (iterator.GetNext(out var info))
+        {
+            var key = iterator.GetKey().AsReadOnlySpan();
+            // Compaction's filler is not a case.
+            if (key.Length != sizeof(ulong)) continue;
+            ulong id = BinaryPrimitives.ReadUInt64LittleEndian(key);
+            yield return new StoreChange(id, info.Tombstone ? null : Parse(id, iterator.GetValue().AsReadOnlySpan()));
+        }
+    }
+
+    /// <summary>
     /// Takes a full fold-over checkpoint (hash index + log) and waits for it to be on disk; the previous
     /// checkpoint is then removed. Every write that returned before this call is durable afterwards.
     /// Concurrent writes may continue while it runs; they land in this checkpoint or the next.
@@ -355,8 +395,10 @@ public sealed class CaseStore : IDisposable
     {
         // Read before the checkpoint starts, so every record below it belongs to the checkpointed version.
         long position = _kv.Log.TailAddress;
-        var cookie = new byte[sizeof(long)];
+        long sequence = (LastCheckpoint?.Sequence ?? 0) + 1;
+        var cookie = new byte[2 * sizeof(long)];
         BinaryPrimitives.WriteInt64LittleEndian(cookie, position);
+        BinaryPrimitives.WriteInt64LittleEndian(cookie.AsSpan(sizeof(long)), sequence);
         _kv.CommitCookie = cookie;
         bool taken;
         Guid token;
@@ -370,7 +412,7 @@ public sealed class CaseStore : IDisposable
         }
         if (!taken)
             throw new StoreException($"checkpoint of store {_directory} was refused: FASTER is already running another checkpoint or index resize");
-        var checkpoint = new CheckpointToken(token, position);
+        var checkpoint = new CheckpointToken(token, position, sequence);
         Volatile.Write(ref _lastCheckpoint, new StrongBox<CheckpointToken>(checkpoint));
         return checkpoint;
     }
@@ -456,10 +498,12 @@ public sealed class CaseStore : IDisposable
                 $"store {_directory} has a checkpoint that cannot be recovered ({e.Message}); its checkpoint metadata or log is damaged. " +
                 "Restore the directory from a backup, or move it away to start an empty store", e);
         }
-        if (_kv.RecoveredCommitCookie is not { Length: sizeof(long) } cookie)
+        // The cookie is the position, then (since checkpoints were counted) the sequence number.
+        if (_kv.RecoveredCommitCookie is not { Length: sizeof(long) or 2 * sizeof(long) } cookie)
             throw new StoreException($"store {_directory}: the recovered checkpoint carries no log position; it was not written by {nameof(CaseStore)}");
         _kv.GetLatestCheckpointTokens(out var token, out _);
-        _lastCheckpoint = new StrongBox<CheckpointToken>(new CheckpointToken(token, BinaryPrimitives.ReadInt64LittleEndian(cookie)));
+        long sequence = cookie.Length == 2 * sizeof(long) ? BinaryPrimitives.ReadInt64LittleEndian(cookie.AsSpan(sizeof(long))) : 0;
+        _lastCheckpoint = new StrongBox<CheckpointToken>(new CheckpointToken(token, BinaryPrimitives.ReadInt64LittleEndian(cookie), sequence));
 
         // FASTER does not persist a record count, so the recovered log is counted once.
         using var iterator = _kv.Iterate<SpanByte, SpanByteAndMemory, Empty, CaseFunctions>(_functions);

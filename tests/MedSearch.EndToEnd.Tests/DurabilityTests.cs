@@ -96,6 +96,93 @@ public sealed class DurabilityTests(ITestOutputHelper output)
             Assert.True(vector.AsSpan().SequenceEqual(actual[key]), $"{key}: embedding differs from the uninterrupted run");
     }
 
+    private static CaseRecord Synthetic(Collection collection, int i, int version)
+    {
+        var key = $"file:replay/{i:D5}.png";
+        var record = new CaseRecord { Id = CaseId.FromKey(key), Key = key, Source = key, ModelId = collection.ModelId };
+        var random = new Random(i * 31 + version);
+        for (int d = 0; d < collection.Dimensions; d++) record.Embedding.Add((float)random.NextDouble() - 0.5f);
+        return record;
+    }
+
+    /// <summary>Every stored case is indexed with exactly its stored vector: exact search by it returns it first at similarity 1.</summary>
+    private static void AssertIndexMatchesStore(Collection collection, IReadOnlyDictionary<string, CaseRecord> expected)
+    {
+        Assert.Equal(expected.Count, collection.Count);
+        Assert.Equal(expected.Count, collection.IndexedCount);
+        foreach (var record in expected.Values)
+        {
+            var top = collection.Search(new Query(record.Embedding.ToArray()), new SearchOptions { K = 1, Exact = true }).Neighbours.Single();
+            Assert.True(top.Case.Key == record.Key && top.Similarity >= 0.9999f, $"{record.Key}: the index holds another vector ({top.Case.Key} at {top.Similarity})");
+        }
+    }
+
+    [Fact]
+    public void After_a_crash_the_saved_index_is_brought_up_to_date_from_the_store_instead_of_rebuilt()
+    {
+        var data = Path.Combine(Path.GetTempPath(), "medsearch-replay-" + Guid.NewGuid().ToString("N")[..8]);
+        try
+        {
+            var expected = new Dictionary<string, CaseRecord>();
+            using (var collection = Collection.Open(data, new CollectionOptions()))
+            {
+                for (int i = 0; i < 300; i++) collection.Put(expected[$"file:replay/{i:D5}.png"] = Synthetic(collection, i, 0));
+                collection.Checkpoint(saveIndex: true);
+                // Deletes compact the log and save a fresh index: replay starts from that checkpoint.
+                for (int i = 0; i < 300; i += 10) Assert.Single(collection.Delete(DeleteScope.Case, Synthetic(collection, i, 0).Key));
+                foreach (var key in expected.Keys.Where((_, n) => n % 10 == 0).ToList()) expected.Remove(key);
+                // After the save: new cases, new vectors for old ones, a deleted case indexed again.
+                for (int i = 300; i < 400; i++) collection.Put(expected[$"file:replay/{i:D5}.png"] = Synthetic(collection, i, 0));
+                for (int i = 1; i < 300; i += 7) collection.Put(expected[$"file:replay/{i:D5}.png"] = Synthetic(collection, i, 1));
+                collection.Put(expected["file:replay/00020.png"] = Synthetic(collection, 20, 2));
+                collection.Checkpoint(saveIndex: false);
+                // Never checkpointed: lost in the crash, and must not come back from anywhere.
+                for (int i = 400; i < 420; i++) collection.Put(Synthetic(collection, i, 0));
+                // Dispose neither checkpoints nor saves the index: the files are as a crash leaves them.
+            }
+
+            var log = new List<string>();
+            using (var reopened = Collection.Open(data, new CollectionOptions(), log.Add))
+            {
+                Assert.DoesNotContain(log, line => line.Contains("rebuilding", StringComparison.Ordinal));
+                Assert.Contains(log, line => line.Contains("replayed", StringComparison.Ordinal));
+                AssertIndexMatchesStore(reopened, expected);
+                Assert.False(reopened.TryFindCase("file:replay/00410.png", out _));
+            }
+
+            // A store restored from an older backup than the index: the index is newer than the store and is rebuilt.
+            var backup = data + "-store-backup";
+            CopyDirectory(Path.Combine(data, "store"), backup);
+            using (var collection = Collection.Open(data, new CollectionOptions()))
+            {
+                for (int i = 420; i < 430; i++) collection.Put(Synthetic(collection, i, 0));
+                collection.Checkpoint(saveIndex: true);
+            }
+            Directory.Delete(Path.Combine(data, "store"), recursive: true);
+            CopyDirectory(backup, Path.Combine(data, "store"));
+            Directory.Delete(backup, recursive: true);
+            log.Clear();
+            using (var restored = Collection.Open(data, new CollectionOptions(), log.Add))
+            {
+                Assert.Contains(log, line => line.Contains($"rebuilding from {expected.Count} stored cases (saved index does not match the store's last checkpoint)", StringComparison.Ordinal));
+                AssertIndexMatchesStore(restored, expected);
+            }
+        }
+        finally
+        {
+            if (Directory.Exists(data)) Directory.Delete(data, recursive: true);
+        }
+    }
+
+    private static void CopyDirectory(string from, string to)
+    {
+        foreach (var directory in Directory.EnumerateDirectories(from, "*", SearchOption.AllDirectories))
+            Directory.CreateDirectory(Path.Combine(to, Path.GetRelativePath(from, directory)));
+        Directory.CreateDirectory(to);
+        foreach (var file in Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories))
+            File.Copy(file, Path.Combine(to, Path.GetRelativePath(from, file)));
+    }
+
     [SharedDataFact(Data)]
     public async Task A_damaged_index_is_rebuilt_but_missing_checkpoints_and_newer_formats_are_refused_in_words()
     {

@@ -373,6 +373,91 @@ public sealed class CaseStoreTests : IDisposable
         Assert.Equal(0, store.Count);
     }
 
+    /// <summary>Folds changes in log order into the state they end in: the last write of each id wins.</summary>
+    private static Dictionary<ulong, CaseRecord?> Replay(IEnumerable<StoreChange> changes)
+    {
+        var state = new Dictionary<ulong, CaseRecord?>();
+        foreach (var change in changes) state[change.Id] = change.Record;
+        return state;
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Changes_since_a_checkpoint_replay_into_the_stores_state(bool reopen)
+    {
+        // Tiny memory: the older changes are read back from the log files, the newest from memory.
+        var options = TinyMemory;
+        CheckpointToken first;
+        var expected = new Dictionary<ulong, CaseRecord?>();
+        var store = CaseStore.Open(_directory, options);
+        try
+        {
+            for (ulong id = 1; id <= 500; id++) store.Upsert(Case(id));
+            first = store.Checkpoint();
+            Assert.Empty(store.ChangesSince(first.Position));
+
+            for (ulong id = 1; id <= 500; id += 7) store.Upsert((expected[id] = Case(id, version: 3))!);
+            for (ulong id = 2; id <= 500; id += 11)
+            {
+                Assert.True(store.Delete(id));
+                expected[id] = null;
+            }
+            // Written and deleted again after the checkpoint: in the mutable region, FASTER may mark it in place.
+            for (ulong id = 1001; id <= 1040; id++) store.Upsert(Case(id));
+            for (ulong id = 1001; id <= 1040; id += 2)
+            {
+                Assert.True(store.Delete(id));
+                expected[id] = null;
+            }
+            for (ulong id = 1002; id <= 1040; id += 2) expected[id] = Case(id);
+            // Written twice after the checkpoint: the second version must come out last.
+            store.Upsert(Case(2000, version: 1));
+            store.Upsert((expected[2000] = Case(2000, version: 2))!);
+            var second = store.Checkpoint();
+            Assert.Equal(first.Sequence + 1, second.Sequence);
+
+            if (reopen)
+            {
+                store.Dispose();
+                store = CaseStore.Open(_directory, options);
+                Assert.Equal(second, store.LastCheckpoint);
+            }
+
+            var replayed = Replay(store.ChangesSince(first.Position));
+            Assert.Equal(expected.Keys.Order(), replayed.Keys.Order());
+            foreach (var (id, record) in expected) Assert.Equal(record, replayed[id]);
+            // Every id whose last change is a write is live in the store with exactly that record, and no other.
+            foreach (var (id, record) in replayed)
+            {
+                if (record is null) Assert.False(store.TryGet(id, out _), $"case {id} replays as deleted but is stored");
+                else Assert.True(store.TryGet(id, out var stored) && stored.Equals(record), $"case {id} replays to another version than stored");
+            }
+            Assert.Empty(store.ChangesSince(store.TailAddress));
+        }
+        finally
+        {
+            store.Dispose();
+        }
+    }
+
+    [Fact]
+    public void Changes_cannot_be_read_from_below_the_compacted_log()
+    {
+        using var store = CaseStore.Open(_directory, TinyMemory);
+        for (ulong id = 1; id <= 2000; id++) store.Upsert(Case(id));
+        var before = store.Checkpoint();
+        for (ulong id = 1; id <= 2000; id += 2) store.Delete(id);
+        var compacted = store.Compact();
+        Assert.True(store.BeginAddress > before.Position);
+        var refused = Assert.Throws<ArgumentOutOfRangeException>(() => store.ChangesSince(before.Position));
+        Assert.Contains($"position {before.Position} is outside it", refused.Message);
+        Assert.Equal(before.Sequence + 1, compacted.Sequence);
+        // From the compaction's checkpoint on there is nothing to replay but what came after it.
+        store.Upsert(Case(5000));
+        Assert.Equal([5000UL], store.ChangesSince(compacted.Position).Select(c => c.Id));
+    }
+
     [Fact]
     public void Compaction_removes_the_bytes_of_deleted_and_superseded_records_from_every_file()
     {
