@@ -1,5 +1,7 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace MedSearch.Dicom.Codecs;
 
@@ -63,6 +65,12 @@ internal static class FrameOutput
     public static void WriteStrided<T>(ReadOnlySpan<T> samples, Span<byte> frame, int first, int stride, int bytesPerSample, int shift = 0)
         where T : unmanaged, IBinaryInteger<T>
     {
+        // Decoders that work in int planes (OpenJPEG, the JPEG colour path) write whole grey rows or frames this way.
+        if (typeof(T) == typeof(int) && stride == 1 && shift == 0)
+        {
+            Narrow(MemoryMarshal.Cast<T, int>(samples), frame, first, bytesPerSample);
+            return;
+        }
         // Host order again, as in SignExtend: linux-x64 is little-endian like the output.
         switch (bytesPerSample)
         {
@@ -80,6 +88,104 @@ internal static class FrameOutput
                 for (int x = 0, at = first; x < samples.Length; x++, at += stride)
                     dwords[at] = int.CreateTruncating(samples[x]) << shift;
                 break;
+        }
+    }
+
+    /// <summary>
+    /// Writes int samples to consecutive sample indices from <paramref name="first"/>, cut to the sample width: what
+    /// <see cref="WriteStrided{T}"/> does for stride 1, eight to thirty-two samples at a time.
+    /// </summary>
+    public static void Narrow(ReadOnlySpan<int> samples, Span<byte> frame, int first, int bytesPerSample)
+    {
+        int n = samples.Length;
+        ref int source = ref MemoryMarshal.GetReference(samples);
+        switch (bytesPerSample)
+        {
+            case 1:
+            {
+                // The slice checks the whole range once, so the loops below may index it unchecked.
+                ref byte target = ref MemoryMarshal.GetReference(frame.Slice(first, n));
+                int x = 0;
+                if (Vector256.IsHardwareAccelerated)
+                {
+                    for (; x <= n - 32; x += 32)
+                    {
+                        Vector256<short> low = Vector256.Narrow(Vector256.LoadUnsafe(ref source, (nuint)x), Vector256.LoadUnsafe(ref source, (nuint)x + 8));
+                        Vector256<short> high = Vector256.Narrow(Vector256.LoadUnsafe(ref source, (nuint)x + 16), Vector256.LoadUnsafe(ref source, (nuint)x + 24));
+                        Vector256.Narrow(low, high).AsByte().StoreUnsafe(ref target, (nuint)x);
+                    }
+                }
+                for (; x < n; x++)
+                    Unsafe.Add(ref target, x) = (byte)Unsafe.Add(ref source, x);
+                break;
+            }
+            case 2:
+            {
+                ref ushort target = ref MemoryMarshal.GetReference(MemoryMarshal.Cast<byte, ushort>(frame.Slice(2 * first, 2 * n)));
+                int x = 0;
+                if (Vector256.IsHardwareAccelerated)
+                {
+                    for (; x <= n - 16; x += 16)
+                        Vector256.Narrow(Vector256.LoadUnsafe(ref source, (nuint)x), Vector256.LoadUnsafe(ref source, (nuint)x + 8))
+                            .AsUInt16().StoreUnsafe(ref target, (nuint)x);
+                }
+                for (; x < n; x++)
+                    Unsafe.Add(ref target, x) = (ushort)Unsafe.Add(ref source, x);
+                break;
+            }
+            default:
+                MemoryMarshal.AsBytes(samples).CopyTo(frame.Slice(4 * first, 4 * n));
+                break;
+        }
+    }
+
+    /// <summary>Interleaves three int planes (R, G, B or Y, Cb, Cr) into the frame from pixel <paramref name="firstPixel"/>, each sample cut to the sample width.</summary>
+    public static void Interleave(ReadOnlySpan<int> first, ReadOnlySpan<int> second, ReadOnlySpan<int> third, Span<byte> frame, int firstPixel, int bytesPerSample)
+    {
+        int n = first.Length;
+        if (second.Length != n || third.Length != n)
+            throw new ArgumentException("The three planes differ in length.");
+        ref int a = ref MemoryMarshal.GetReference(first);
+        ref int b = ref MemoryMarshal.GetReference(second);
+        ref int c = ref MemoryMarshal.GetReference(third);
+        switch (bytesPerSample)
+        {
+            case 1:
+            {
+                ref byte target = ref MemoryMarshal.GetReference(frame.Slice(3 * firstPixel, 3 * n));
+                for (int x = 0; x < n; x++)
+                {
+                    ref byte pixel = ref Unsafe.Add(ref target, 3 * x);
+                    pixel = (byte)Unsafe.Add(ref a, x);
+                    Unsafe.Add(ref pixel, 1) = (byte)Unsafe.Add(ref b, x);
+                    Unsafe.Add(ref pixel, 2) = (byte)Unsafe.Add(ref c, x);
+                }
+                break;
+            }
+            case 2:
+            {
+                ref ushort target = ref MemoryMarshal.GetReference(MemoryMarshal.Cast<byte, ushort>(frame.Slice(6 * firstPixel, 6 * n)));
+                for (int x = 0; x < n; x++)
+                {
+                    ref ushort pixel = ref Unsafe.Add(ref target, 3 * x);
+                    pixel = (ushort)Unsafe.Add(ref a, x);
+                    Unsafe.Add(ref pixel, 1) = (ushort)Unsafe.Add(ref b, x);
+                    Unsafe.Add(ref pixel, 2) = (ushort)Unsafe.Add(ref c, x);
+                }
+                break;
+            }
+            default:
+            {
+                ref int target = ref MemoryMarshal.GetReference(MemoryMarshal.Cast<byte, int>(frame.Slice(12 * firstPixel, 12 * n)));
+                for (int x = 0; x < n; x++)
+                {
+                    ref int pixel = ref Unsafe.Add(ref target, 3 * x);
+                    pixel = Unsafe.Add(ref a, x);
+                    Unsafe.Add(ref pixel, 1) = Unsafe.Add(ref b, x);
+                    Unsafe.Add(ref pixel, 2) = Unsafe.Add(ref c, x);
+                }
+                break;
+            }
         }
     }
 }

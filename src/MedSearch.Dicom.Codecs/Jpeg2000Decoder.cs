@@ -124,9 +124,13 @@ public sealed class Jpeg2000Decoder : IFrameDecoder
     private static unsafe void WriteSamples(OpenJpeg.Image* image, in FrameFormat format, Span<byte> frame)
     {
         int pixels = format.Rows * format.Columns;
-        int components = format.SamplesPerPixel;
-        for (int k = 0; k < components; k++)
-            FrameOutput.WriteStrided(new ReadOnlySpan<int>(image->Components[k].Data, pixels), frame, k, components, format.BytesPerSample);
+        OpenJpeg.ImageComponent* c = image->Components;
+        // FrameOutput.Validate admits 1 or 3 samples per pixel, and CheckImage matched the component count to it.
+        if (format.SamplesPerPixel == 1)
+            FrameOutput.Narrow(new ReadOnlySpan<int>(c[0].Data, pixels), frame, 0, format.BytesPerSample);
+        else
+            FrameOutput.Interleave(new ReadOnlySpan<int>(c[0].Data, pixels), new ReadOnlySpan<int>(c[1].Data, pixels),
+                new ReadOnlySpan<int>(c[2].Data, pixels), frame, 0, format.BytesPerSample);
     }
 
     /// <summary>The contiguous codestream box (jp2c) of a JP2 file, or nothing if the boxes do not lead to one.</summary>

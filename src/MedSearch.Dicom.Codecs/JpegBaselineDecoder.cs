@@ -31,7 +31,24 @@ public sealed class JpegBaselineDecoder : IFrameDecoder
 
         bool toRgb = ConvertsToRgb(header, format.PhotometricInterpretation);
         Span<byte> frame = destination[..(int)format.FrameBytes];
-        using var planes = new JpegPlanes(header);
+        if (header.Components.Length == 1)
+        {
+            frame.Clear();
+            fixed (byte* output = frame)
+                Decode(compressed, header, new JpegGreyOutput(output, header.SamplesPerLine, header.Lines, header.Precision, format.BytesPerSample));
+        }
+        else
+        {
+            using var planes = new JpegPlanes(header);
+            Decode(compressed, header, planes);
+            planes.WriteTo(frame, toRgb, format.BytesPerSample);
+        }
+        FrameOutput.SignExtend(frame, format);
+        return toRgb || DeclaresRgb(header) ? "RGB" : format.PhotometricInterpretation;
+    }
+
+    private static unsafe void Decode(ReadOnlySpan<byte> compressed, JpegFrame header, JpegBlockOutputWriter output)
+    {
         try
         {
             fixed (byte* input = compressed)
@@ -39,11 +56,13 @@ public sealed class JpegBaselineDecoder : IFrameDecoder
                 using var memory = new PinnedMemory(input, compressed.Length);
                 var decoder = new JpegDecoder();
                 decoder.SetInput(memory.Memory);
-                decoder.Identify();
+                decoder.SetOutputWriter(output);
+                // No Identify() first: it walks the whole entropy-coded stream for markers, which Decode does again.
+                // The writers drop blocks outside the frame they were built for, so a frame header that JpegLibrary
+                // reads differently can do no harm before this check fails.
+                decoder.Decode();
                 if (decoder.Width != header.SamplesPerLine || decoder.Height != header.Lines || decoder.NumberOfComponents != header.Components.Length)
                     throw new CodecException($"JpegLibrary reads the frame as {decoder.Width}x{decoder.Height}x{decoder.NumberOfComponents}, not as its header says.");
-                decoder.SetOutputWriter(planes);
-                decoder.Decode();
             }
         }
         catch (Exception e) when (e is not (CodecException or OutOfMemoryException))
@@ -51,10 +70,6 @@ public sealed class JpegBaselineDecoder : IFrameDecoder
             // JpegLibrary reports damage with whatever exception its parser hits first; to callers it is one failure.
             throw new CodecException($"JpegLibrary could not decode the JPEG stream: {e.Message}", e);
         }
-
-        planes.WriteTo(frame, toRgb, format.BytesPerSample);
-        FrameOutput.SignExtend(frame, format);
-        return toRgb || DeclaresRgb(header) ? "RGB" : format.PhotometricInterpretation;
     }
 
     /// <summary>JpegLibrary upsamples by shifting, so every ratio of the largest sampling factor to a component's must be 1, 2 or 4.</summary>

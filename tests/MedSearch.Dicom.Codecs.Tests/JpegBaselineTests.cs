@@ -58,4 +58,25 @@ public class JpegBaselineTests(ITestOutputHelper output)
         Assert.Equal("RGB", decoded.Photometric);
         Assert.InRange(Pixels.MaxAbsoluteError(new TestImage(reference.Format, reference.Frame), decoded), 0, 3);
     }
+
+    /// <summary>
+    /// Grey frames are written straight into the destination: partial edge blocks, wider containers and a destination
+    /// holding another frame's bytes must give the samples of an 8-bit decode, zero-extended.
+    /// </summary>
+    [Theory]
+    [InlineData(16)]
+    [InlineData(32)]
+    public void Grey_frame_decodes_alike_into_wider_containers_over_stale_bytes(int bitsAllocated)
+    {
+        var image = TestImage.Create(37, 29, 1, 8, 8, false, noise: 1.0 / 256);
+        var encoded = Tools.Convert(image, "dcmcjpeg", "+eb");
+        var narrow = Pixels.Decode(encoded);
+        var format = encoded.Format with { BitsAllocated = bitsAllocated };
+        var destination = new byte[format.FrameBytes];
+        Array.Fill(destination, (byte)0xA5);
+        new JpegBaselineDecoder().Decode(encoded.Frame, format, destination);
+        var wide = new Pixels.Decoded(destination, narrow.Photometric, format);
+        for (int i = 0; i < image.Count; i++)
+            Assert.Equal(narrow.Get(i), wide.Get(i));
+    }
 }

@@ -1,5 +1,7 @@
 using System.Buffers;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using JpegLibrary;
 
 namespace MedSearch.Dicom.Codecs.Jpeg;
@@ -8,7 +10,7 @@ namespace MedSearch.Dicom.Codecs.Jpeg;
 /// Collects JpegLibrary's decoded 8x8 blocks into one plane per component at the component's own (downsampled)
 /// resolution, clamped to the sample range. JpegLibrary hands subsampled components over already replicated to full
 /// size; keeping only every h-th/v-th sample recovers the decoded chroma exactly, so that it can be upsampled the way
-/// libjpeg does it instead.
+/// libjpeg does it instead. For three-component frames; grey goes straight to the frame through <see cref="JpegGreyOutput"/>.
 /// </summary>
 internal sealed class JpegPlanes : JpegBlockOutputWriter, IDisposable
 {
@@ -37,6 +39,8 @@ internal sealed class JpegPlanes : JpegBlockOutputWriter, IDisposable
     /// <param name="header">A frame whose sampling ratios (max / own) are 1, 2 or 4, as JpegLibrary requires.</param>
     public JpegPlanes(JpegFrame header)
     {
+        if (header.Components.Length != 3)
+            throw new ArgumentException($"JpegPlanes assembles three components, not {header.Components.Length}.", nameof(header));
         _width = header.SamplesPerLine;
         _height = header.Lines;
         _maxValue = (1 << header.Precision) - 1;
@@ -61,6 +65,9 @@ internal sealed class JpegPlanes : JpegBlockOutputWriter, IDisposable
         Plane plane = _planes[componentIndex];
         int hStep = 1 << plane.HShift;
         int vStep = 1 << plane.VShift;
+        // Full-width components (luma, unsubsampled chroma) take whole block rows.
+        bool wholeRows = plane.HShift == 0 && x + 8 <= plane.Width;
+        Vector128<short> max = Vector128.Create((short)_maxValue);
         // Blocks start on multiples of 8, so the original samples are the rows and columns that are multiples of the step.
         for (int i = 0; i < 8; i += vStep)
         {
@@ -69,6 +76,11 @@ internal sealed class JpegPlanes : JpegBlockOutputWriter, IDisposable
                 break;
             Span<short> target = plane.Samples.AsSpan(row * plane.Width, plane.Width);
             ref short source = ref Unsafe.Add(ref blockRef, i * 8);
+            if (wholeRows)
+            {
+                Vector128.Min(Vector128.Max(Vector128.LoadUnsafe(ref source), Vector128<short>.Zero), max).StoreUnsafe(ref MemoryMarshal.GetReference(target.Slice(x, 8)));
+                continue;
+            }
             for (int j = 0; j < 8; j += hStep)
             {
                 int column = (x + j) >> plane.HShift;
@@ -86,20 +98,18 @@ internal sealed class JpegPlanes : JpegBlockOutputWriter, IDisposable
     /// </summary>
     public void WriteTo(Span<byte> frame, bool yCbCrToRgb, int bytesPerSample)
     {
-        int count = _planes.Length;
-        int[] rented = ArrayPool<int>.Shared.Rent(count * _width);
+        int[] rented = ArrayPool<int>.Shared.Rent(3 * _width);
         try
         {
-            Span<int> rows = rented.AsSpan(0, count * _width);
-            int stride = count * _width;
+            Span<int> first = rented.AsSpan(0, _width), second = rented.AsSpan(_width, _width), third = rented.AsSpan(2 * _width, _width);
             for (int r = 0; r < _height; r++)
             {
-                for (int k = 0; k < count; k++)
-                    Upsample(_planes[k], r, rows.Slice(k * _width, _width));
+                Upsample(_planes[0], r, first);
+                Upsample(_planes[1], r, second);
+                Upsample(_planes[2], r, third);
                 if (yCbCrToRgb)
-                    YCbCr.ToRgb(rows[.._width], rows.Slice(_width, _width), rows.Slice(2 * _width, _width), _maxValue);
-                for (int k = 0; k < count; k++)
-                    FrameOutput.WriteStrided<int>(rows.Slice(k * _width, _width), frame, r * stride + k, count, bytesPerSample);
+                    YCbCr.ToRgb(first, second, third, _maxValue);
+                FrameOutput.Interleave(first, second, third, frame, r * _width, bytesPerSample);
             }
         }
         finally
@@ -115,7 +125,12 @@ internal sealed class JpegPlanes : JpegBlockOutputWriter, IDisposable
         int row = Math.Min(outputRow >> plane.VShift, plane.Height - 1);
         ReadOnlySpan<short> input = samples.Slice(row * width, width);
         bool fancy = plane.HShift == 1 && plane.VShift <= 1 && width > 2;
-        if (!fancy)
+        if (plane.HShift == 0)
+        {
+            // A full-width plane is as wide as the output row.
+            Widen(input, output);
+        }
+        else if (!fancy)
         {
             for (int x = 0; x < output.Length; x++)
                 output[x] = input[Math.Min(x >> plane.HShift, width - 1)];
@@ -130,6 +145,25 @@ internal sealed class JpegPlanes : JpegBlockOutputWriter, IDisposable
             int neighbour = (outputRow & 1) == 0 ? Math.Max(row - 1, 0) : Math.Min(row + 1, plane.Height - 1);
             FancyH2V2(input, samples.Slice(neighbour * width, width), output);
         }
+    }
+
+    private static void Widen(ReadOnlySpan<short> input, Span<int> output)
+    {
+        int n = output.Length;
+        ref short source = ref MemoryMarshal.GetReference(input[..n]);
+        ref int target = ref MemoryMarshal.GetReference(output);
+        int x = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (; x <= n - Vector256<short>.Count; x += Vector256<short>.Count)
+            {
+                (Vector256<int> low, Vector256<int> high) = Vector256.Widen(Vector256.LoadUnsafe(ref source, (nuint)x));
+                low.StoreUnsafe(ref target, (nuint)x);
+                high.StoreUnsafe(ref target, (nuint)x + 8);
+            }
+        }
+        for (; x < n; x++)
+            Unsafe.Add(ref target, x) = Unsafe.Add(ref source, x);
     }
 
     /// <summary>jdsample.c h2v1_fancy_upsample: 3/4 nearer + 1/4 further sample, alternating rounding.</summary>

@@ -1,3 +1,7 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
 namespace MedSearch.Dicom.Codecs.Jpeg;
 
 /// <summary>
@@ -17,8 +21,29 @@ internal static class YCbCr
     /// <summary>Converts in place: the Y, Cb and Cr rows become R, G and B, clamped to 0..maxValue.</summary>
     public static void ToRgb(Span<int> y, Span<int> cb, Span<int> cr, int maxValue)
     {
+        int n = y.Length;
+        if (cb.Length != n || cr.Length != n)
+            throw new ArgumentException("The Y, Cb and Cr rows differ in length.");
         int center = (maxValue + 1) >> 1;
-        for (int i = 0; i < y.Length; i++)
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            // The same integer arithmetic, eight pixels at a time (>> on signed lanes is arithmetic, as in C).
+            ref int yRef = ref MemoryMarshal.GetReference(y);
+            ref int cbRef = ref MemoryMarshal.GetReference(cb);
+            ref int crRef = ref MemoryMarshal.GetReference(cr);
+            Vector256<int> centre = Vector256.Create(center), half = Vector256.Create(Half), max = Vector256.Create(maxValue);
+            for (; i <= n - Vector256<int>.Count; i += Vector256<int>.Count)
+            {
+                Vector256<int> luma = Vector256.LoadUnsafe(ref yRef, (nuint)i);
+                Vector256<int> blue = Vector256.LoadUnsafe(ref cbRef, (nuint)i) - centre;
+                Vector256<int> red = Vector256.LoadUnsafe(ref crRef, (nuint)i) - centre;
+                Clamp(luma + ((red * CrToR + half) >> ScaleBits), max).StoreUnsafe(ref yRef, (nuint)i);
+                Clamp(luma + ((blue * -CbToG - red * CrToG + half) >> ScaleBits), max).StoreUnsafe(ref cbRef, (nuint)i);
+                Clamp(luma + ((blue * CbToB + half) >> ScaleBits), max).StoreUnsafe(ref crRef, (nuint)i);
+            }
+        }
+        for (; i < n; i++)
         {
             int luma = y[i];
             int blue = cb[i] - center;
@@ -28,4 +53,8 @@ internal static class YCbCr
             cr[i] = Math.Clamp(luma + ((CbToB * blue + Half) >> ScaleBits), 0, maxValue);
         }
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Clamp(Vector256<int> value, Vector256<int> max) =>
+        Vector256.Min(Vector256.Max(value, Vector256<int>.Zero), max);
 }
