@@ -60,10 +60,49 @@ internal static class IndexBench
             }
         }
 
+        RunFiltered(data, truth, threads, quantizations, built);
+    }
+
+    /// <summary>
+    /// Only the filtered-search table, on the index files an earlier <c>index</c> run saved in <paramref name="directory"/>
+    /// (bench/index.sh makes them): minutes instead of the full run's twenty.
+    /// </summary>
+    public static void RunFiltered(string directory, int threads, Quantization[] quantizations)
+    {
+        var data = Dataset.Load(directory);
+        var truth = Npy.Read<long>(Path.Combine(directory, "truth.npy"), out _, out _);
+        Console.WriteLine($"{data.Count:N0} x {data.Dimensions} vectors, {data.QueryCount:N0} queries, k = {Dataset.K}; " +
+                          $"index files from {directory}; searches on one thread; {Environment.ProcessorCount} cores, .NET {Environment.Version}");
+        var built = new Dictionary<Quantization, string>();
+        var keys = new ulong[data.Count];
+        for (int i = 0; i < keys.Length; i++) keys[i] = (ulong)i;
+        foreach (var quantization in quantizations)
+        {
+            var options = new HnswOptions { Quantization = quantization, Threads = threads };
+            var path = built[quantization] = Path.Combine(directory, $"index-{quantization}.usearch");
+            try
+            {
+                HnswIndex.Load(path, data.Dimensions, options).Dispose();
+            }
+            catch (IndexFileException e)
+            {
+                // Missing, or written by a build with another file format: the graph is built again, as `index` would.
+                Console.Error.WriteLine($"{e.Message}; building it");
+                using var index = HnswIndex.Create(data.Dimensions, options);
+                index.AddRange(keys, data.Vectors);
+                index.Save(path);
+            }
+        }
+        RunFiltered(data, truth, threads, quantizations, built);
+    }
+
+    private static void RunFiltered(Dataset data, long[] truth, int threads, Quantization[] quantizations, Dictionary<Quantization, string> built)
+    {
+        var defaults = new HnswOptions();
         Console.WriteLine();
         Console.WriteLine($"Filtered search, ef search {defaults.ExpansionSearch}: a random share of the keys passes (a KeySet). " +
                           $"'graph' is USearch's filtered walk, 'exact' scores the passing keys, 'planner' is what Search picks " +
-                          $"(exact at or below {HnswIndex.ExactSearchMaxPassingFraction:P0}).");
+                          $"(exact at or below {HnswIndex.KeySetExactSearchMaxPassingFraction:P0} for a KeySet).");
         Console.WriteLine();
         Console.WriteLine("| quantisation | passing | plan | recall@10 | QPS (1 thread) |");
         Console.WriteLine("|---|---:|---|---:|---:|");
@@ -73,10 +112,12 @@ internal static class IndexBench
             var rows = Enumerable.Range(0, data.Count).OrderBy(_ => random.Next()).Take((int)Math.Round(fraction * data.Count)).Order().ToArray();
             return (Fraction: fraction, Filter: new KeySet(rows.Select(r => (ulong)r)), Truth: data.GroundTruth(rows));
         }).ToList();
+        var memory = new List<string>();
         // The default quantisation and F32; F16 sits between them.
         foreach (var quantization in quantizations.Where(q => q == defaults.Quantization || q == Quantization.F32))
         {
             using var index = HnswIndex.Load(built[quantization], data.Dimensions, defaults with { Quantization = quantization, Threads = threads });
+            memory.Add($"{quantization} {index.MemoryUsage / 1048576.0:F0} MiB");
             foreach (var (fraction, filter, filteredTruth) in filters)
             {
                 foreach (var plan in new[] { HnswIndex.Plan.Graph, HnswIndex.Plan.Exact, HnswIndex.Plan.Auto })
@@ -87,6 +128,8 @@ internal static class IndexBench
                 }
             }
         }
+        Console.WriteLine();
+        Console.WriteLine($"Memory (HnswIndex.MemoryUsage): {string.Join(", ", memory)}.");
     }
 
     /// <summary>

@@ -4,10 +4,11 @@ using MedSearch.Index;
 // Usage (bench/index.sh runs all of it):
 //   generate DIR [--count N] [--queries N] [--dimensions N] [--seed N]   vectors, queries and exact ground truth as .npy
 //   index DIR [--threads N] [--quantization F32,F16,I8]                  recall and QPS tables (Markdown) on stdout
+//   filtered DIR [--threads N] [--quantization F32,I8]                   only the filtered-search table, on the index files an index run saved
 //   store DIR --count N [--threads N] [--header]                         store throughput, checkpoint, recovery, compaction
 if (args.Length < 2)
 {
-    Console.Error.WriteLine("usage: generate|index|store DIR [options]; see bench/index.sh");
+    Console.Error.WriteLine("usage: generate|index|filtered|store DIR [options]; see bench/index.sh");
     return 2;
 }
 
@@ -32,11 +33,17 @@ switch (command)
         IndexBench.Run(directory, threads, quantizations);
         return 0;
     }
+    case "filtered":
+    {
+        var quantizations = (Option("--quantization") ?? "F32,I8").Split(',').Select(Enum.Parse<Quantization>).ToArray();
+        IndexBench.RunFiltered(directory, threads, quantizations);
+        return 0;
+    }
     case "store":
         if (args.Contains("--header")) StoreBench.PrintHeader();
         StoreBench.Run(directory, IntOption("--count", 100_000), threads);
         return 0;
     default:
-        Console.Error.WriteLine($"unknown command {command}: expected generate, index or store");
+        Console.Error.WriteLine($"unknown command {command}: expected generate, index, filtered or store");
         return 2;
 }

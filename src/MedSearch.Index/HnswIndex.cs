@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
+using System.Numerics;
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.ExceptionServices;
@@ -20,12 +21,14 @@ namespace MedSearch.Index;
 /// </para>
 /// <para>
 /// Memory: the graph (about <c>2 x Connectivity x 4</c> bytes of links per vector plus USearch's copy of the vector:
-/// 4, 2 or 1 bytes a component for F32, F16, I8) and the f32 copy (4 bytes a component, 28 bytes of key tables).
-/// At 512 dimensions <see cref="MemoryUsage"/> measured 4.8 KiB a vector with F32, 3.5 with F16 and 2.9 with I8,
-/// of which the f32 copy is 2.0. The f32 copy is what lets I8 and
-/// F16 graphs return exact similarities, answers selective filters by exact scoring, and survives a save even
-/// when USearch only kept quantised vectors; a vector-provider callback into the store was the alternative, but
-/// the store holds protobuf records on disk, far too slow to read per candidate.
+/// 4, 2 or 1 bytes a component for F32, F16, I8) and the f32 copy (4 bytes a component, 28 bytes of key tables)
+/// with its i8 codes (1 byte a component, rows padded to 64 bytes, 8 bytes of scale and error bound).
+/// At 512 dimensions <see cref="MemoryUsage"/> measured 4.8 KiB a vector with F32, 3.5 with F16 and 2.9 with I8
+/// before the codes, of which the f32 copy is 2.0; the codes add 0.5. The f32 copy is what lets I8 and F16 graphs
+/// return exact similarities, answers selective filters by exact scoring (read through the codes, see
+/// <see cref="ScoreExactly"/>), and survives a save even when USearch only kept quantised vectors; a
+/// vector-provider callback into the store was the alternative, but the store holds protobuf records on disk, far
+/// too slow to read per candidate.
 /// </para>
 /// <para>
 /// Concurrency: USearch does no locking around growth and needs one pre-reserved "thread context" per concurrent
@@ -46,13 +49,21 @@ namespace MedSearch.Index;
 public sealed unsafe class HnswIndex : IVectorIndex
 {
     /// <summary>
-    /// A filtered search whose filter accepts at most this share of the indexed keys scores the accepted keys
-    /// exactly (a dot product each) instead of walking the graph with the filter. Measured on 100k clustered
-    /// 512-d vectors at ef 64 (bench/RESULTS.md, "Index and store (issue 5)"): the two cost the same at about 8 %
-    /// passing with I8 and 12 % with F32, and below 10 % the filtered walk's recall@10 falls to 0.99 and under
-    /// (0.987 at 7 %) while exact scoring is exact; 10 % sits between the crossovers on the side of recall.
+    /// A filtered search whose predicate filter (an <see cref="IKeyFilter"/> other than a <see cref="KeySet"/>)
+    /// accepts at most this share of the indexed keys scores the accepted keys exactly instead of walking the graph
+    /// with the filter. Exact scoring then calls the filter once per indexed key, which alone costs about as much as
+    /// the walk at 10 %: measured on 100k clustered 512-d vectors at ef 64 with I8 (bench/RESULTS.md, "Index and
+    /// store (issue 5)"), 690 against 770 QPS at 10 % passing, 470 against 900 at 15 %; below 10 % the walk's
+    /// recall@10 falls to 0.99 and under while exact scoring is exact.
     /// </summary>
     public const double ExactSearchMaxPassingFraction = 0.10;
+
+    /// <summary>
+    /// The same threshold for a <see cref="KeySet"/>, whose keys are scored without a call per indexed key: exact
+    /// scoring is as fast as the walk at about 17 % passing with I8 and 30 % with F32 (same benchmark), and above
+    /// the walk's recall below that; 15 % stays under both crossovers.
+    /// </summary>
+    public const double KeySetExactSearchMaxPassingFraction = 0.15;
 
     // How many evenly spaced slots a predicate filter is tried on to estimate the share it accepts: about
     // +/- 2 points of error at the threshold, for a few microseconds of filter calls.
@@ -469,7 +480,7 @@ public sealed unsafe class HnswIndex : IVectorIndex
     {
         int count = _vectors.Count;
         if (count == 0) return true;
-        if (filter is KeySet set) return set.Count <= ExactSearchMaxPassingFraction * count;
+        if (filter is KeySet set) return set.Count <= KeySetExactSearchMaxPassingFraction * count;
 
         int samples = Math.Min(count, FilterSampleSize);
         double step = (double)count / samples;
@@ -479,25 +490,93 @@ public sealed unsafe class HnswIndex : IVectorIndex
         return accepted <= ExactSearchMaxPassingFraction * samples;
     }
 
+    /// <summary>
+    /// Scores the keys <paramref name="filter"/> accepts (all when null) and keeps the best: first every candidate by
+    /// its i8 code (a quarter of the f32 bytes, and the scan is memory-bound), then in f32 only the candidates whose
+    /// code estimate plus its error bound could still make the top (see <see cref="VectorStore.Estimate"/>): the
+    /// result is the one scoring all of them in f32 would give. On 100k clustered 512-d vectors about a dozen
+    /// candidates per query need the f32 pass.
+    /// </summary>
     private int ScoreExactly(ReadOnlySpan<float> unit, Span<ulong> keys, Span<float> similarities, IKeyFilter? filter)
     {
-        var top = new TopK(keys, similarities);
-        if (filter is KeySet set)
+        int capacity = filter is KeySet keySet ? Math.Min(keySet.Count, _vectors.Count) : _vectors.Count;
+        var slots = ArrayPool<int>.Shared.Rent(capacity);
+        var estimates = ArrayPool<float>.Shared.Rent(capacity);
+        var upper = ArrayPool<float>.Shared.Rent(capacity);
+        var queryCode = ArrayPool<short>.Shared.Rent(_vectors.CodeLength);
+        var best = ArrayPool<int>.Shared.Rent(keys.Length);
+        try
         {
-            foreach (ulong key in set.Keys)
-                if (_vectors.TryGetSlot(key, out int slot))
-                    top.Offer(key, TensorPrimitives.Dot(unit, _vectors.Vector(slot)));
-        }
-        else
-        {
-            for (int slot = 0; slot < _vectors.Count; slot++)
+            int count = 0;
+            if (filter is KeySet set)
             {
-                ulong key = _vectors.KeyAt(slot);
-                if (filter is null || filter.Accepts(key))
-                    top.Offer(key, TensorPrimitives.Dot(unit, _vectors.Vector(slot)));
+                foreach (ulong key in set.Keys)
+                    if (_vectors.TryGetSlot(key, out int slot))
+                        slots[count++] = slot;
+                // A set in no particular order would read the codes back and forth; in address order the reads
+                // are cheaper (measured at 20 % passing, keys shuffled: 1.09x the QPS; already in order: 0.97x).
+                // Only for sets dense enough that the bitmap's words are no more than its keys.
+                if (count >= (_vectors.Count + 63) / 64) count = SortByBitmap(slots, count);
             }
+            else
+            {
+                for (int slot = 0; slot < _vectors.Count; slot++)
+                    if (filter is null || filter.Accepts(_vectors.KeyAt(slot)))
+                        slots[count++] = slot;
+            }
+
+            var (queryScale, queryError) = _vectors.EncodeQuery(unit, queryCode.AsSpan(0, _vectors.CodeLength));
+            _vectors.Estimate(queryCode.AsSpan(0, _vectors.CodeLength), queryScale, queryError, slots.AsSpan(0, count),
+                estimates.AsSpan(0, count), upper.AsSpan(0, count));
+
+            // The output spans serve first as the heap that ranks candidate positions by estimate: no buffer of k more.
+            var byEstimate = new TopK(keys, similarities);
+            for (int i = 0; i < count; i++) byEstimate.Offer((ulong)i, estimates[i]);
+            int first = byEstimate.Finish();
+            for (int i = 0; i < first; i++) best[i] = (int)keys[i];
+
+            // The best estimates, scored in f32, set the bar the others' bounds must reach.
+            var top = new TopK(keys, similarities);
+            for (int i = 0; i < first; i++)
+            {
+                int at = best[i];
+                top.Offer(_vectors.KeyAt(slots[at]), TensorPrimitives.Dot(unit, _vectors.Vector(slots[at])));
+                upper[at] = float.NegativeInfinity;
+            }
+            for (int i = 0; i < count; i++)
+                if (upper[i] > top.Threshold)
+                    top.Offer(_vectors.KeyAt(slots[i]), TensorPrimitives.Dot(unit, _vectors.Vector(slots[i])));
+            return top.Finish();
         }
-        return top.Finish();
+        finally
+        {
+            ArrayPool<int>.Shared.Return(slots);
+            ArrayPool<float>.Shared.Return(estimates);
+            ArrayPool<float>.Shared.Return(upper);
+            ArrayPool<short>.Shared.Return(queryCode);
+            ArrayPool<int>.Shared.Return(best);
+        }
+    }
+
+    /// <summary>Sorts the first <paramref name="count"/> of <paramref name="slots"/> (distinct) through a bitmap over all slots.</summary>
+    private int SortByBitmap(int[] slots, int count)
+    {
+        int words = (_vectors.Count + 63) / 64;
+        var bitmap = ArrayPool<ulong>.Shared.Rent(words);
+        try
+        {
+            Array.Clear(bitmap, 0, words);
+            for (int i = 0; i < count; i++) bitmap[slots[i] >> 6] |= 1UL << slots[i];
+            int sorted = 0;
+            for (int word = 0; word < words; word++)
+                for (ulong bits = bitmap[word]; bits != 0; bits &= bits - 1)
+                    slots[sorted++] = (word << 6) + BitOperations.TrailingZeroCount(bits);
+            return sorted;
+        }
+        finally
+        {
+            ArrayPool<ulong>.Shared.Return(bitmap);
+        }
     }
 
     private int SearchGraph(ReadOnlySpan<float> unit, Span<ulong> keys, Span<float> similarities, IKeyFilter? filter)

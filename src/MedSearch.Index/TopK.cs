@@ -16,6 +16,9 @@ internal ref struct TopK
         _similarities = similarities[..keys.Length];
     }
 
+    /// <summary>The similarity an offer must beat to be kept: the weakest kept hit's once full, until then none.</summary>
+    public readonly float Threshold => _count < _keys.Length ? float.NegativeInfinity : _similarities[0];
+
     public void Offer(ulong key, float similarity)
     {
         if (_count < _keys.Length)
