@@ -17,15 +17,18 @@ public static class Program
     private const string Usage = """
         usage: dotnet run -c Release --project bench/Encoder -- [--device cpu|cuda|cuda:N|auto] [--baseline DEVICE]
                    [--batches 1,8,32] [--seconds S] [--rounds R] [--medmnist N] [--skip-ingest] [--out DIR]
+               dotnet run -c Release --project bench/Encoder -- --profile-decode ROUNDS
 
           --device       where the encoder runs (default cpu)
           --baseline     a second device measured the same way, printed beside the first (gpu.sh: cpu)
           --batches      batch sizes to measure (default 1,8,32)
           --seconds      how long each bare-encoder measurement runs at least (default 5)
           --rounds       interleaved rounds of every measurement; medians are reported (default 3)
-          --medmnist     MedMNIST images to index (BreastMNIST, then PneumoniaMNIST; default 600)
+          --medmnist     MedMNIST images to index (BreastMNIST, then PneumoniaMNIST; default 600; 0: the DICOM corpus only)
           --skip-ingest  only the bare encoder
           --out          scratch folder for images and data directories (default bench/out)
+          --profile-decode  only the index job's decode stage on the DICOM corpus, step by step, on one thread;
+                         writes a digest of every file's output to OUT/decode-digests.txt
         """;
 
     public static async Task<int> Main(string[] args)
@@ -52,11 +55,17 @@ public static class Program
         var output = Path.GetFullPath(Option("--out", Path.Combine(repository, "bench", "out")));
         Directory.CreateDirectory(output);
         var modelHome = Path.Combine(output, "model-home");
+        if (options.TryGetValue("--profile-decode", out var profileRounds))
+        {
+            if (CopyDicomCorpus(repository, Path.Combine(output, "dicom")) is not { } corpus) return 1;
+            DecodeProfile.Run(corpus, modelHome, int.Parse(profileRounds, CultureInfo.InvariantCulture), Path.Combine(output, "decode-digests.txt"));
+            return 0;
+        }
 
         var corpora = new List<(string Name, string Root)>();
         if (!options.ContainsKey("--skip-ingest"))
         {
-            corpora.Add(($"MedMNIST PNG 28x28 ({medmnist})", WriteMedMnist(repository, Path.Combine(output, "medmnist"), medmnist)));
+            if (medmnist > 0) corpora.Add(($"MedMNIST PNG 28x28 ({medmnist})", WriteMedMnist(repository, Path.Combine(output, "medmnist"), medmnist)));
             if (CopyDicomCorpus(repository, Path.Combine(output, "dicom")) is { } dicom) corpora.Add(("DICOM corpus", dicom));
         }
 

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Diagnostics;
 using System.Security.Cryptography;
 using MedSearch.Dicom;
@@ -175,14 +176,26 @@ public static class IndexJob
                 report(new ItemResult(path, ItemOutcome.Skipped, $"not an image ({Extension(path)}, no PNG, JPEG or DICOM signature)"), null, true, null);
                 return [];
             }
-            var bytes = File.ReadAllBytes(path);
-            var sha = SHA256.HashData(bytes);
-            var relative = Path.GetRelativePath(KeyRoot(root), path);
-            var baseKey = CaseWriter.KeyOf(bytes, path, CaseId.FileKey(relative));
+            var (buffer, length) = ReadPooled(path);
+            ImageInput input;
+            byte[] sha;
+            string baseKey;
+            try
+            {
+                var bytes = buffer.AsMemory(0, length);
+                sha = SHA256.HashData(bytes.Span);
+                var relative = Path.GetRelativePath(KeyRoot(root), path);
+                baseKey = CaseWriter.KeyOf(bytes, path, CaseId.FileKey(relative));
 
-            if (IsUnchanged(collection, baseKey, sha, labels, path, report)) return [];
+                if (IsUnchanged(collection, baseKey, sha, labels, path, report)) return [];
 
-            var input = ImageReader.Read(bytes, path, collection.ReadOptions with { Frames = frames });
+                // Nothing read from the file keeps a reference to its bytes, so the buffer goes back before preprocessing.
+                input = ImageReader.Read(bytes, path, collection.ReadOptions with { Frames = frames });
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
             var facts = CaseFacts.From(input);
             var study = facts.GetValueOrDefault("study_instance_uid");
             var cases = new List<EmbeddingPipeline<(CaseDraft, bool)>.Prepared>(input.Frames.Count);
@@ -251,6 +264,30 @@ public static class IndexJob
 
     /// <summary>What became of a file or frame; <paramref name="key"/> (with its case's <paramref name="study"/>) when a case holds it.</summary>
     private delegate void Report(ItemResult result, string? key, bool fileDone, string? study);
+
+    /// <summary>
+    /// The whole file in a pooled buffer: a radiograph's file is megabytes, and a fresh array per file would cost
+    /// page faults on new memory and large-object collections in a job that reads thousands.
+    /// </summary>
+    private static (byte[] Buffer, int Length) ReadPooled(string path)
+    {
+        using var handle = File.OpenHandle(path);
+        long size = RandomAccess.GetLength(handle);
+        if (size > Array.MaxLength) throw new IOException($"{path} is {size:N0} bytes, larger than any image this reads");
+        var buffer = ArrayPool<byte>.Shared.Rent((int)size);
+        try
+        {
+            int length = 0, read;
+            // A file that grows while it is read is taken as it was when opened; one that shrinks, as far as it goes.
+            while (length < size && (read = RandomAccess.Read(handle, buffer.AsSpan(length, (int)size - length), length)) > 0) length += read;
+            return (buffer, length);
+        }
+        catch
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            throw;
+        }
+    }
 
     private static byte[] ReadHead(string path)
     {

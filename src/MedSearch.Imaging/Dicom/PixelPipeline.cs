@@ -68,22 +68,15 @@ public static class PixelPipeline
         if (pixels.SamplesPerPixel != channels)
             throw new DicomException(pixels.Source, $"{photometric} with {pixels.SamplesPerPixel} samples per pixel is not a valid combination");
 
-        var values = ArrayPool<float>.Shared.Rent(count * channels);
-        try
+        if (samples.Length < (long)count * channels * pixels.BytesPerSample)
+            throw new DicomException(pixels.Source, $"frame holds {samples.Length} bytes, {count * channels} samples of {pixels.BytesPerSample} bytes need {(long)count * channels * pixels.BytesPerSample}");
+        return interpretation switch
         {
-            ReadStoredValues(samples, pixels, values.AsSpan(0, count * channels));
-            return interpretation switch
-            {
-                "MONOCHROME1" or "MONOCHROME2" => Grey(instance, frameGroup, values.AsSpan(0, count), width, height, invert: interpretation == "MONOCHROME1"),
-                "PALETTE COLOR" => Palette(instance.Palette, values.AsSpan(0, count), width, height),
-                "RGB" => Colour(values.AsSpan(0, count * 3), width, height, pixels.BitsStored, ycbcr: false),
-                _ => Colour(values.AsSpan(0, count * 3), width, height, pixels.BitsStored, ycbcr: true),
-            };
-        }
-        finally
-        {
-            ArrayPool<float>.Shared.Return(values);
-        }
+            "MONOCHROME1" or "MONOCHROME2" => Grey(instance, frameGroup, samples, width, height, invert: interpretation == "MONOCHROME1"),
+            "PALETTE COLOR" => Palette(instance.Palette, samples, pixels, width, height),
+            "RGB" => Colour(samples, pixels, width, height, ycbcr: false),
+            _ => Colour(samples, pixels, width, height, ycbcr: true),
+        };
     }
 
     /// <summary>
@@ -94,13 +87,9 @@ public static class PixelPipeline
     /// </summary>
     private static void ReadStoredValues(ReadOnlySpan<byte> samples, DicomPixelData pixels, Span<float> values)
     {
-        int bits = Math.Clamp(pixels.BitsStored, 1, 32);
-        int bytes = pixels.BytesPerSample;
-        if (samples.Length < values.Length * bytes)
-            throw new DicomException(pixels.Source, $"frame holds {samples.Length} bytes, {values.Length} samples of {bytes} bytes need {values.Length * bytes}");
-        uint mask = bits == 32 ? uint.MaxValue : (1u << bits) - 1;
+        uint mask = StoredMask(pixels);
         // The casts read samples in host order; the project builds for linux-x64 only, which is little-endian like the frames.
-        switch (bytes, pixels.IsSigned)
+        switch (pixels.BytesPerSample, pixels.IsSigned)
         {
             case (1, true) when pixels.BitsAllocated == 1:
                 // Single bits unpack to 0 or 1, which nothing sign-extends: a set bit is -1.
@@ -115,6 +104,74 @@ public static class PixelPipeline
         }
     }
 
+    private static uint StoredMask(DicomPixelData pixels)
+    {
+        int bits = Math.Clamp(pixels.BitsStored, 1, 32);
+        return bits == 32 ? uint.MaxValue : (1u << bits) - 1;
+    }
+
+    /// <summary>
+    /// Samples of 8 or 16 bits as indices into a table of every stored value they can hold, in the order of the
+    /// stored values: (raw &amp; And) ^ Flip, whose stored value is index - Offset. A frame holds many pixels but few
+    /// distinct values, so whatever the pipeline computes per stored value is computed once per value that occurs
+    /// and then looked up per pixel, with the same arithmetic and so the same result as per pixel.
+    /// </summary>
+    private readonly record struct StoredIndex(int Bytes, ushort And, ushort Flip, int Offset)
+    {
+        public int TableSize => Bytes == 1 ? 1 << 8 : 1 << 16;
+
+        /// <summary>Null for 32-bit samples (too many values for a table) and signed single bits (no sign to flip).</summary>
+        public static StoredIndex? For(DicomPixelData pixels)
+        {
+            int bytes = pixels.BytesPerSample;
+            if (bytes > 2 || (pixels.IsSigned && pixels.BitsAllocated == 1)) return null;
+            // Signed samples are already sign-extended to the full sample, so flipping the top bit orders them.
+            ushort top = (ushort)(bytes == 1 ? 0x80 : 0x8000);
+            return pixels.IsSigned
+                ? new StoredIndex(bytes, (ushort)(top * 2 - 1), top, top)
+                : new StoredIndex(bytes, (ushort)StoredMask(pixels), 0, 0);
+        }
+
+        /// <summary>How many pixels hold each index; the first and last index that occur.</summary>
+        public (int First, int Last) Count(ReadOnlySpan<byte> samples, int pixels, Span<int> histogram)
+        {
+            histogram.Clear();
+            if (Bytes == 1)
+                foreach (byte raw in samples[..pixels]) histogram[(raw & And) ^ Flip]++;
+            else
+                foreach (ushort raw in MemoryMarshal.Cast<byte, ushort>(samples)[..pixels]) histogram[(raw & And) ^ Flip]++;
+            int first = 0, last = histogram.Length - 1;
+            while (histogram[first] == 0) first++;
+            while (histogram[last] == 0) last--;
+            return (first, last);
+        }
+
+        /// <summary>
+        /// Every pixel's entry of <paramref name="table"/>, which holds the indices from <paramref name="first"/> on,
+        /// <paramref name="channels"/> values each (1 for grey, 3 for a palette's RGB).
+        /// </summary>
+        public void Look(ReadOnlySpan<byte> samples, ReadOnlySpan<float> table, int first, int channels, Span<float> output)
+        {
+            int pixels = output.Length / channels;
+            if (Bytes == 1)
+                LookUp(samples[..pixels], table, first, channels, output);
+            else
+                LookUp(MemoryMarshal.Cast<byte, ushort>(samples)[..pixels], table, first, channels, output);
+        }
+
+        private void LookUp<T>(ReadOnlySpan<T> raw, ReadOnlySpan<float> table, int first, int channels, Span<float> output)
+            where T : unmanaged, IBinaryInteger<T>
+        {
+            if (channels == 1)
+            {
+                for (int i = 0; i < raw.Length; i++) output[i] = table[((int.CreateTruncating(raw[i]) & And) ^ Flip) - first];
+                return;
+            }
+            for (int i = 0, o = 0; i < raw.Length; i++, o += channels)
+                table.Slice((((int.CreateTruncating(raw[i]) & And) ^ Flip) - first) * channels, channels).CopyTo(output.Slice(o, channels));
+        }
+    }
+
     private static void Widen<T>(ReadOnlySpan<T> stored, Span<float> values) where T : unmanaged, IBinaryInteger<T>
     {
         for (int i = 0; i < values.Length; i++) values[i] = int.CreateTruncating(stored[i]);
@@ -125,25 +182,67 @@ public static class PixelPipeline
         for (int i = 0; i < values.Length; i++) values[i] = uint.CreateTruncating(stored[i]) & mask;
     }
 
-    private static PixelImage Grey(Instance instance, DicomDataset? frameGroup, Span<float> values, int width, int height, bool invert)
+    private static PixelImage Grey(Instance instance, DicomDataset? frameGroup, ReadOnlySpan<byte> samples, int width, int height, bool invert)
     {
-        bool padded = instance.Padding is { } padding && MarkPadding(padding.Low, padding.High, values);
+        var pixels = instance.Pixels;
+        int count = width * height;
+        var output = GC.AllocateUninitializedArray<float>(count);
+        if (StoredIndex.For(pixels) is not { } index)
+        {
+            var values = ArrayPool<float>.Shared.Rent(count);
+            try
+            {
+                ReadStoredValues(samples, pixels, values.AsSpan(0, count));
+                Transform(instance, frameGroup, values.AsSpan(0, count), [], output, invert);
+            }
+            finally
+            {
+                ArrayPool<float>.Shared.Return(values);
+            }
+            return new PixelImage(width, height, 1, output);
+        }
+
+        var histogram = ArrayPool<int>.Shared.Rent(index.TableSize);
+        var table = ArrayPool<float>.Shared.Rent(2 * index.TableSize);
+        try
+        {
+            var (first, last) = index.Count(samples, count, histogram.AsSpan(0, index.TableSize));
+            int entries = last - first + 1;
+            var stored = table.AsSpan(0, entries);
+            var display = table.AsSpan(entries, entries);
+            for (int i = 0; i < entries; i++) stored[i] = first + i - index.Offset;
+            Transform(instance, frameGroup, stored, histogram.AsSpan(first, entries), display, invert);
+            index.Look(samples, display, first, 1, output);
+        }
+        finally
+        {
+            ArrayPool<int>.Shared.Return(histogram);
+            ArrayPool<float>.Shared.Return(table);
+        }
+        return new PixelImage(width, height, 1, output);
+    }
+
+    /// <summary>
+    /// Stored grey values → display intensities: padding, Modality LUT, VOI window or stretch, MONOCHROME1 inversion,
+    /// padding shown black. <paramref name="values"/> are either every pixel's (<paramref name="counts"/> empty) or
+    /// every distinct stored value's, with how many pixels hold each, which only the stretch needs.
+    /// </summary>
+    private static void Transform(Instance instance, DicomDataset? frameGroup, Span<float> values, ReadOnlySpan<int> counts,
+        Span<float> output, bool invert)
+    {
+        if (instance.Padding is { } padding) MarkPadding(padding.Low, padding.High, values);
         var (slope, intercept) = Rescale(FrameItems(frameGroup, DicomTag.PixelValueTransformationSequence)) ?? instance.SharedRescale;
         if (slope != 1 || intercept != 0)
             for (int i = 0; i < values.Length; i++) values[i] = (float)(values[i] * slope + intercept);
 
-        var output = new float[values.Length];
         var window = Window(FrameItems(frameGroup, DicomTag.FrameVoiLutSequence)) ?? instance.SharedWindow;
         if (window is { } w)
             ApplyWindow(values, output, w.Center, w.Width, w.Function, instance.Pixels.Source);
         else
-            Stretch(values, output);
-        if (invert)
-            for (int i = 0; i < output.Length; i++) output[i] = 255f - output[i];
-        if (padded)
-            for (int i = 0; i < output.Length; i++)
-                if (float.IsNaN(values[i])) output[i] = 0f;
-        return new PixelImage(width, height, 1, output);
+            Stretch(values, counts, output);
+        // Only padding is NaN: stored values are finite and so is every rescale that is applied.
+        for (int i = 0; i < output.Length; i++)
+            output[i] = float.IsNaN(values[i]) ? 0f : invert ? 255f - output[i] : output[i];
     }
 
     /// <summary>
@@ -153,17 +252,10 @@ public static class PixelPipeline
     /// and are shown black whatever the photometric interpretation.
     /// </summary>
     /// <param name="values">Stored values, before the Modality LUT: the padding value is a stored value.</param>
-    /// <returns>Whether any pixel was padding.</returns>
-    private static bool MarkPadding(float low, float high, Span<float> values)
+    private static void MarkPadding(float low, float high, Span<float> values)
     {
-        bool any = false;
         for (int i = 0; i < values.Length; i++)
-        {
-            if (values[i] < low || values[i] > high) continue;
-            values[i] = float.NaN;
-            any = true;
-        }
-        return any;
+            if (values[i] >= low && values[i] <= high) values[i] = float.NaN;
     }
 
     private static (float Low, float High)? PaddingRange(DicomDataset dataset, bool signed)
@@ -273,17 +365,20 @@ public static class PixelPipeline
 
     /// <summary>
     /// Maps the 1st..99th percentile to 0..255, exact and deterministic: by counting for whole numbers over a modest
-    /// range, by sorting otherwise. Padding (NaN) takes no part.
+    /// range, by sorting otherwise. Padding (NaN) takes no part. <paramref name="counts"/>: how many pixels hold each
+    /// value (empty: one each); the percentiles are those of the pixels either way.
     /// </summary>
-    private static void Stretch(ReadOnlySpan<float> values, Span<float> output)
+    private static void Stretch(ReadOnlySpan<float> values, ReadOnlySpan<int> counts, Span<float> output)
     {
         float min = float.PositiveInfinity, max = float.NegativeInfinity;
         int count = 0;
         bool whole = true;
-        foreach (float v in values)
+        for (int i = 0; i < values.Length; i++)
         {
-            if (float.IsNaN(v)) continue; // padding
-            count++;
+            float v = values[i];
+            int n = counts.IsEmpty ? 1 : counts[i];
+            if (float.IsNaN(v) || n == 0) continue; // padding, or a value no pixel holds
+            count += n;
             min = Math.Min(min, v);
             max = Math.Max(max, v);
             whole &= v == MathF.Floor(v);
@@ -295,8 +390,8 @@ public static class PixelPipeline
         }
         int lowRank = (int)Math.Round(LowPercentile * (count - 1)), highRank = (int)Math.Round(HighPercentile * (count - 1));
         var (low, high) = whole && max - min < CountingRange
-            ? RanksByCounting(values, min, (int)(max - min) + 1, lowRank, highRank)
-            : RanksBySorting(values, count, lowRank, highRank);
+            ? RanksByCounting(values, counts, min, (int)(max - min) + 1, lowRank, highRank)
+            : RanksBySorting(values, counts, count, lowRank, highRank);
         if (high <= low)
         {
             // Flat or nearly flat: use the full range so a binary mask or a constant image still renders.
@@ -312,15 +407,20 @@ public static class PixelPipeline
     private const float CountingRange = 1 << 20;
 
     /// <summary>Order statistics by a histogram: linear time, the same values the sort gives.</summary>
-    private static (float Low, float High) RanksByCounting(ReadOnlySpan<float> values, float min, int bins, int lowRank, int highRank)
+    private static (float Low, float High) RanksByCounting(ReadOnlySpan<float> values, ReadOnlySpan<int> counts, float min, int bins,
+        int lowRank, int highRank)
     {
-        var counts = ArrayPool<int>.Shared.Rent(bins);
+        var rented = ArrayPool<int>.Shared.Rent(bins);
         try
         {
-            var histogram = counts.AsSpan(0, bins);
+            var histogram = rented.AsSpan(0, bins);
             histogram.Clear();
-            foreach (float v in values)
-                if (!float.IsNaN(v)) histogram[(int)(v - min)]++;
+            for (int i = 0; i < values.Length; i++)
+            {
+                int n = counts.IsEmpty ? 1 : counts[i];
+                // A value no pixel holds may lie outside min..max (between the stored values that occur and padding).
+                if (!float.IsNaN(values[i]) && n > 0) histogram[(int)(values[i] - min)] += n;
+            }
             float low = min, high = min;
             long seen = 0;
             bool lowFound = false;
@@ -334,56 +434,136 @@ public static class PixelPipeline
         }
         finally
         {
-            ArrayPool<int>.Shared.Return(counts);
+            ArrayPool<int>.Shared.Return(rented);
         }
     }
 
-    private static (float Low, float High) RanksBySorting(ReadOnlySpan<float> values, int count, int lowRank, int highRank)
+    /// <param name="count">The pixels that are not padding: the sum of <paramref name="counts"/> over the values that are not NaN.</param>
+    private static (float Low, float High) RanksBySorting(ReadOnlySpan<float> values, ReadOnlySpan<int> counts, int count, int lowRank, int highRank)
     {
-        var rented = ArrayPool<float>.Shared.Rent(count);
+        int length = counts.IsEmpty ? count : values.Length;
+        var keys = ArrayPool<float>.Shared.Rent(length);
+        var weights = ArrayPool<int>.Shared.Rent(length);
         try
         {
-            var sorted = rented.AsSpan(0, count);
             int n = 0;
-            foreach (float v in values)
-                if (!float.IsNaN(v)) sorted[n++] = v;
-            sorted.Sort();
-            return (sorted[lowRank], sorted[highRank]);
+            for (int i = 0; i < values.Length; i++)
+            {
+                if (float.IsNaN(values[i]) || (!counts.IsEmpty && counts[i] == 0)) continue;
+                keys[n] = values[i];
+                weights[n++] = counts.IsEmpty ? 1 : counts[i];
+            }
+            var sorted = keys.AsSpan(0, n);
+            sorted.Sort(weights.AsSpan(0, n));
+            // The value of rank r is the first whose cumulative count passes r.
+            float low = sorted[^1], high = sorted[^1];
+            long seen = 0;
+            bool lowFound = false;
+            for (int i = 0; i < n; i++)
+            {
+                seen += weights[i];
+                if (!lowFound && seen > lowRank) { low = sorted[i]; lowFound = true; }
+                if (seen > highRank) { high = sorted[i]; break; }
+            }
+            return (low, high);
         }
         finally
         {
-            ArrayPool<float>.Shared.Return(rented);
+            ArrayPool<float>.Shared.Return(keys);
+            ArrayPool<int>.Shared.Return(weights);
         }
     }
 
-    private static PixelImage Colour(ReadOnlySpan<float> values, int width, int height, int bitsStored, bool ycbcr)
+    private static PixelImage Colour(ReadOnlySpan<byte> samples, DicomPixelData pixels, int width, int height, bool ycbcr)
     {
-        var output = new float[values.Length];
-        float scale = bitsStored > 8 ? 255f / ((1 << Math.Min(bitsStored, 30)) - 1) : 1f;
-        for (int i = 0; i < values.Length; i += 3)
+        var output = GC.AllocateUninitializedArray<float>(width * height * 3);
+        // 8-bit RGB, nearly every colour image: the stored values are already the display values.
+        if (!ycbcr && pixels.BytesPerSample == 1 && !pixels.IsSigned && pixels.BitsStored <= 8)
         {
-            float a = values[i] * scale, b = values[i + 1] * scale, c = values[i + 2] * scale;
-            if (ycbcr)
+            WidenBytes(samples[..output.Length], (byte)StoredMask(pixels), output);
+            return new PixelImage(width, height, 3, output);
+        }
+        var values = ArrayPool<float>.Shared.Rent(output.Length);
+        try
+        {
+            var stored = values.AsSpan(0, output.Length);
+            ReadStoredValues(samples, pixels, stored);
+            int bitsStored = pixels.BitsStored;
+            float scale = bitsStored > 8 ? 255f / ((1 << Math.Min(bitsStored, 30)) - 1) : 1f;
+            for (int i = 0; i < stored.Length; i += 3)
             {
-                // YBR_FULL is full-range ITU-R BT.601 (PS3.3 C.7.6.3.1.2).
-                float cb = b - 128f, cr = c - 128f;
-                (a, b, c) = (a + 1.402f * cr, a - 0.344136f * cb - 0.714136f * cr, a + 1.772f * cb);
+                float a = stored[i] * scale, b = stored[i + 1] * scale, c = stored[i + 2] * scale;
+                if (ycbcr)
+                {
+                    // YBR_FULL is full-range ITU-R BT.601 (PS3.3 C.7.6.3.1.2).
+                    float cb = b - 128f, cr = c - 128f;
+                    (a, b, c) = (a + 1.402f * cr, a - 0.344136f * cb - 0.714136f * cr, a + 1.772f * cb);
+                }
+                output[i] = Math.Clamp(a, 0f, 255f);
+                output[i + 1] = Math.Clamp(b, 0f, 255f);
+                output[i + 2] = Math.Clamp(c, 0f, 255f);
             }
-            output[i] = Math.Clamp(a, 0f, 255f);
-            output[i + 1] = Math.Clamp(b, 0f, 255f);
-            output[i + 2] = Math.Clamp(c, 0f, 255f);
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(values);
         }
         return new PixelImage(width, height, 3, output);
     }
 
-    private static PixelImage Palette(PaletteLuts palette, ReadOnlySpan<float> indices, int width, int height)
+    /// <summary>(float)(byte &amp; mask) for every byte.</summary>
+    private static void WidenBytes(ReadOnlySpan<byte> bytes, byte mask, Span<float> output)
     {
-        var output = new float[indices.Length * 3];
-        for (int i = 0; i < indices.Length; i++)
+        int i = 0;
+        if (Vector.IsHardwareAccelerated)
         {
-            output[i * 3] = palette.Red.Look(indices[i]);
-            output[i * 3 + 1] = palette.Green.Look(indices[i]);
-            output[i * 3 + 2] = palette.Blue.Look(indices[i]);
+            var masks = new Vector<byte>(mask);
+            int step = Vector<byte>.Count, quarter = Vector<uint>.Count;
+            for (; i <= bytes.Length - step; i += step)
+            {
+                Vector.Widen(new Vector<byte>(bytes[i..]) & masks, out var low, out var high);
+                Vector.Widen(low, out var a, out var b);
+                Vector.Widen(high, out var c, out var d);
+                Vector.ConvertToSingle(a).CopyTo(output[i..]);
+                Vector.ConvertToSingle(b).CopyTo(output[(i + quarter)..]);
+                Vector.ConvertToSingle(c).CopyTo(output[(i + 2 * quarter)..]);
+                Vector.ConvertToSingle(d).CopyTo(output[(i + 3 * quarter)..]);
+            }
+        }
+        for (; i < bytes.Length; i++) output[i] = bytes[i] & mask;
+    }
+
+    private static PixelImage Palette(PaletteLuts palette, ReadOnlySpan<byte> samples, DicomPixelData pixels, int width, int height)
+    {
+        int count = width * height;
+        var output = GC.AllocateUninitializedArray<float>(count * 3);
+        var index = StoredIndex.For(pixels);
+        bool indexed = index is not null;
+        // Every stored value's colour once, then one copy per pixel; 32-bit indices look each pixel up on its own.
+        int entries = index?.TableSize ?? count;
+        var values = ArrayPool<float>.Shared.Rent(entries);
+        var colours = ArrayPool<float>.Shared.Rent(entries * 3);
+        try
+        {
+            var stored = values.AsSpan(0, entries);
+            if (indexed)
+                for (int i = 0; i < entries; i++) stored[i] = i - index!.Value.Offset;
+            else
+                ReadStoredValues(samples, pixels, stored);
+            var table = indexed ? colours.AsSpan(0, entries * 3) : output;
+            float[] red = palette.Red.Entries, green = palette.Green.Entries, blue = palette.Blue.Entries;
+            for (int i = 0, o = 0; i < stored.Length; i++, o += 3)
+            {
+                table[o] = red[palette.Red.Position(stored[i])];
+                table[o + 1] = green[palette.Green.Position(stored[i])];
+                table[o + 2] = blue[palette.Blue.Position(stored[i])];
+            }
+            index?.Look(samples, table, 0, 3, output);
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(values);
+            ArrayPool<float>.Shared.Return(colours);
         }
         return new PixelImage(width, height, 3, output);
     }
@@ -399,7 +579,7 @@ public static class PixelPipeline
     internal sealed record PaletteLut(float[] Entries, int FirstMapped)
     {
         /// <summary>Indices below the first mapped value take the first entry, above the table the last (PS3.3 C.7.6.3.1.5).</summary>
-        public float Look(float index) => Entries[Math.Clamp((int)index - FirstMapped, 0, Entries.Length - 1)];
+        public int Position(float index) => Math.Clamp((int)index - FirstMapped, 0, Entries.Length - 1);
     }
 
     private static PaletteLut PaletteChannel(DicomDataset dataset, DicomTag descriptorTag, DicomTag dataTag, DicomTag segmentedTag, DicomPixelData pixels)
