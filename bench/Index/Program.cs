@@ -6,9 +6,10 @@ using MedSearch.Index;
 //   index DIR [--threads N] [--quantization F32,F16,I8]                  recall and QPS tables (Markdown) on stdout
 //   filtered DIR [--threads N] [--quantization F32,I8]                   only the filtered-search table, on the index files an index run saved
 //   store DIR --count N [--threads N] [--header]                         store throughput, checkpoint, recovery, compaction
+//   collection DIR [--cases N]                                           filtered Collection.Search, candidates against predicate
 if (args.Length < 2)
 {
-    Console.Error.WriteLine("usage: generate|index|filtered|store DIR [options]; see bench/index.sh");
+    Console.Error.WriteLine("usage: generate|index|filtered|store|collection DIR [options]; see bench/index.sh");
     return 2;
 }
 
@@ -43,7 +44,10 @@ switch (command)
         if (args.Contains("--header")) StoreBench.PrintHeader();
         StoreBench.Run(directory, IntOption("--count", 100_000), threads);
         return 0;
+    case "collection":
+        CollectionBench.Run(directory, IntOption("--cases", 100_000));
+        return 0;
     default:
-        Console.Error.WriteLine($"unknown command {command}: expected generate, index, filtered or store");
+        Console.Error.WriteLine($"unknown command {command}: expected generate, index, filtered, store or collection");
         return 2;
 }

@@ -269,7 +269,7 @@ public sealed class Collection : IDisposable
         ulong excluded = options.ExcludeQueryCase ? query.CaseId : 0;
         var admission = new Admission(catalog, options.Filter, excluded,
             options.ExcludeSamePatient ? query.PatientHash : null, options.ExcludeSameStudy ? query.StudyInstanceUid : null, options.ExcludedCases);
-        var filter = admission.AdmitsAll ? null : admission;
+        IKeyFilter? filter = admission.AdmitsAll ? null : options.WithoutCandidates ? admission : admission.WithCandidates();
         bool lengthen = options.Filter.Metadata.Count > 0 || options.OnePerStudy;
         long limit = Math.Max(k, Math.Min(index.Count, MaxCandidates));
         int fetch = (int)Math.Min(limit, lengthen ? k * 4L : k + (excluded != 0 ? 1 : 0));

@@ -33,6 +33,11 @@ public sealed record SearchOptions
     /// those that replied, flagged partial; a single node, whose search cannot be partial, ignores it.
     /// </summary>
     public DateTime Deadline { get; init; } = DateTime.MaxValue;
+    /// <summary>
+    /// Hands the index the filter as a predicate alone, without the catalog's candidate lists: the path before
+    /// those lists existed, which tests and the benchmark compare the candidate path with.
+    /// </summary>
+    internal bool WithoutCandidates { get; init; }
 }
 
 /// <summary>
@@ -53,4 +58,59 @@ internal sealed class Admission(CaseCatalog catalog, CaseFilter filter, ulong ex
         filter.Matches(entry)
         && (excludedPatient is null || entry.PatientHash != excludedPatient)
         && (excludedStudy is null || entry.StudyInstanceUid != excludedStudy);
+
+    /// <summary>
+    /// This test with the catalog's shortest candidate list for it, when the filter names equality facts: a field's
+    /// listed values give the union of their lists, every label it must carry a list of its own. Other fields are
+    /// left to <see cref="Accepts"/> rather than intersected: the shortest list already bounds the work, and an
+    /// intersection would cost a pass over the longer lists on every search. Without equality facts, this test alone.
+    /// </summary>
+    public Index.IKeyFilter WithCandidates()
+    {
+        Posting[]? shortest = null;
+        long shortestCount = long.MaxValue;
+        void Consider(CatalogFact fact, IReadOnlyList<string> values)
+        {
+            var postings = new List<Posting>(values.Count);
+            long count = 0;
+            foreach (var value in values)
+            {
+                // A value listed twice (or, for a header fact, in another case) is one list.
+                if (catalog.PostingOf(fact, value) is not { } posting || postings.Contains(posting)) continue;
+                postings.Add(posting);
+                count += posting.Count;
+            }
+            if (count >= shortestCount) return;
+            postings.Sort(Posting.LockOrder);
+            shortest = [.. postings];
+            shortestCount = count;
+        }
+
+        if (filter.Modalities.Count > 0) Consider(CatalogFact.Modality, filter.Modalities);
+        if (filter.BodyParts.Count > 0) Consider(CatalogFact.BodyPart, filter.BodyParts);
+        if (filter.ViewPositions.Count > 0) Consider(CatalogFact.ViewPosition, filter.ViewPositions);
+        if (filter.Lateralities.Count > 0) Consider(CatalogFact.Laterality, filter.Lateralities);
+        if (filter.Sexes.Count > 0) Consider(CatalogFact.Sex, filter.Sexes);
+        if (filter.LabelsAny.Count > 0) Consider(CatalogFact.Label, filter.LabelsAny);
+        foreach (var label in filter.LabelsAll) Consider(CatalogFact.Label, [label]);
+        return shortest is null ? this : new Candidates(this, shortest);
+    }
+
+    /// <summary>An admission whose admissible cases are all in the union of some posting lists (which may overlap).</summary>
+    private sealed class Candidates(Admission admission, Posting[] postings) : Index.ICandidateFilter
+    {
+        public bool Accepts(ulong key) => admission.Accepts(key);
+
+        public int CandidateCount
+        {
+            get
+            {
+                long count = 0;
+                foreach (var posting in postings) count += posting.Count;
+                return (int)Math.Min(count, int.MaxValue);
+            }
+        }
+
+        public int CopyCandidates(Span<ulong> destination) => Posting.CopyAll(postings, destination);
+    }
 }

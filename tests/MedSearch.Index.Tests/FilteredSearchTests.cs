@@ -15,17 +15,6 @@ public sealed class FilteredSearchTests : IClassFixture<FilteredSearchTests.Data
         public void Dispose() => Index.Dispose();
     }
 
-    private sealed class Predicate(Func<ulong, bool> accepts) : IKeyFilter
-    {
-        public int Calls;
-
-        public bool Accepts(ulong key)
-        {
-            Interlocked.Increment(ref Calls);
-            return accepts(key);
-        }
-    }
-
     private readonly Clustered _set;
     private readonly HnswIndex _index;
 

@@ -1,0 +1,122 @@
+using System.Diagnostics;
+using System.Globalization;
+using MedSearch.Engine;
+using MedSearch.Storage.Records;
+
+namespace MedSearch.Bench.Index;
+
+/// <summary>
+/// Filtered search through <see cref="Collection.Search"/> (one thread, k = 10) on a collection of clustered 512-d
+/// cases whose modality passes 50, 10, 1 or 0.1 % of them: the catalog's posting lists handed to the index as
+/// candidates, against the same filter as a predicate alone (the path before candidates). Prints a Markdown table.
+/// The two sides run in alternating rounds and each keeps its best: on a shared machine another process's bursts
+/// otherwise land on one side only.
+/// </summary>
+internal static class CollectionBench
+{
+    // Modality by a case's position in every run of 1,000: each value's share of the collection, in ‰.
+    private static readonly (string Modality, int PerMille)[] Shares = [("CR", 500), ("MR", 100), ("CT", 10), ("PT", 1), ("US", 389)];
+    private static readonly TimeSpan Budget = TimeSpan.FromSeconds(1);
+    private const int MinimumQueries = 30;
+    private const int Rounds = 5;
+
+    public static void Run(string directory, int cases)
+    {
+        var data = Path.Combine(directory, $"collection-{cases}");
+        var random = new Random(2026);
+        var vectors = Populate(data, cases, random);
+        using var collection = Collection.Open(data, new CollectionOptions(), Console.Error.WriteLine);
+        var queries = Enumerable.Range(0, 200)
+            .Select(_ => new Query(vectors[random.Next(cases)].Select(v => v + 0.01f * ((float)random.NextDouble() - 0.5f)).ToArray()))
+            .ToArray();
+
+        Console.WriteLine($"{collection.Count:N0} cases x {collection.Dimensions}-d (64 clusters), {collection.Encoder.Manifest.ModelId}; " +
+                          $"Collection.Search, k = 10, one thread; {Environment.ProcessorCount} cores, .NET {Environment.Version}");
+        Console.WriteLine();
+        Console.WriteLine("| filter | passing | predicate QPS | candidates QPS | speed-up | predicate hits exact | candidate hits exact |");
+        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|");
+        foreach (var (modality, perMille) in Shares.Where(s => s.Modality != "US"))
+        {
+            var filter = new CaseFilter { Modalities = [modality] };
+            var before = new SearchOptions { Filter = filter, WithoutCandidates = true };
+            var after = new SearchOptions { Filter = filter };
+            // Queries whose hits are those of scoring every case, through the predicate.
+            var exact = queries.Select(q => Ids(collection.Search(q, before with { Exact = true }))).ToArray();
+            int beforeExact = queries.Where((q, i) => Ids(collection.Search(q, before)).SequenceEqual(exact[i])).Count();
+            int afterExact = queries.Where((q, i) => Ids(collection.Search(q, after)).SequenceEqual(exact[i])).Count();
+            double qpsBefore = 0, qpsAfter = 0;
+            for (int round = 0; round < Rounds; round++)
+            {
+                qpsBefore = Math.Max(qpsBefore, Qps(collection, queries, before));
+                qpsAfter = Math.Max(qpsAfter, Qps(collection, queries, after));
+            }
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"| modality = {modality} | {perMille / 10.0:0.#} % | {qpsBefore:N0} | {qpsAfter:N0} | {qpsAfter / qpsBefore:F1}x | {beforeExact} / {queries.Length} | {afterExact} / {queries.Length} |"));
+        }
+    }
+
+    private static ulong[] Ids(SearchResult result) => [.. result.Neighbours.Select(n => n.Case.Id)];
+
+    private static double Qps(Collection collection, Query[] queries, SearchOptions options)
+    {
+        foreach (var query in queries.Take(10)) collection.Search(query, options);
+        var watch = Stopwatch.StartNew();
+        int done = 0;
+        while (done < MinimumQueries || (watch.Elapsed < Budget && done < queries.Length))
+            collection.Search(queries[done++ % queries.Length], options);
+        return done / watch.Elapsed.TotalSeconds;
+    }
+
+    /// <summary>Stores the cases one by one through <see cref="Collection.Put"/>, as bench/Load does; a rerun reuses them.</summary>
+    private static float[][] Populate(string data, int cases, Random random)
+    {
+        using var collection = Collection.Open(data, new CollectionOptions(), Console.Error.WriteLine);
+        var vectors = Vectors(random, cases, collection.Dimensions);
+        if (collection.Count == cases) return vectors;
+        var watch = Stopwatch.StartNew();
+        for (int i = 0; i < cases; i++)
+        {
+            var key = $"file:bench/{i:D7}.png";
+            var record = new CaseRecord { Id = CaseId.FromKey(key), Key = key, Source = key, ModelId = collection.ModelId };
+            record.Embedding.Add(vectors[i]);
+            record.Metadata["modality"] = ModalityOf(i);
+            if (i % 3 == 0) record.Labels.Add("finding");
+            collection.Put(record);
+            if ((i + 1) % 20_000 == 0) Console.Error.WriteLine($"stored {i + 1:N0} cases, {watch.Elapsed.TotalSeconds:F0} s");
+        }
+        collection.Checkpoint();
+        Console.Error.WriteLine($"stored {cases:N0} cases in {watch.Elapsed.TotalSeconds:F0} s");
+        return vectors;
+    }
+
+    // 761 is prime to 1,000, so every run of 1,000 cases visits each position once: exact shares, spread evenly.
+    private static string ModalityOf(int i)
+    {
+        int position = (int)((long)i * 761 % 1000);
+        foreach (var (modality, perMille) in Shares)
+        {
+            if (position < perMille) return modality;
+            position -= perMille;
+        }
+        throw new UnreachableException();
+    }
+
+    // Clustered unit vectors like image embeddings (bench/Load's recipe); the same seed gives the same vectors.
+    private static float[][] Vectors(Random random, int cases, int dims)
+    {
+        var centres = Enumerable.Range(0, 64).Select(_ => Unit(Enumerable.Range(0, dims).Select(_ => (float)random.NextDouble() - 0.5f).ToArray())).ToArray();
+        var vectors = new float[cases][];
+        for (int i = 0; i < cases; i++)
+        {
+            var centre = centres[random.Next(centres.Length)];
+            vectors[i] = Unit(centre.Select(v => v + 0.3f * ((float)random.NextDouble() - 0.5f)).ToArray());
+        }
+        return vectors;
+    }
+
+    private static float[] Unit(float[] v)
+    {
+        float norm = MathF.Sqrt(v.Sum(x => x * x));
+        return v.Select(x => x / norm).ToArray();
+    }
+}
