@@ -1,3 +1,4 @@
+using MedSearch.Bench;
 using System.Diagnostics;
 using System.Globalization;
 using MedSearch.Engine;
@@ -71,7 +72,7 @@ internal static class CollectionBench
     private static float[][] Populate(string data, int cases, Random random)
     {
         using var collection = Collection.Open(data, new CollectionOptions(), Console.Error.WriteLine);
-        var vectors = Vectors(random, cases, collection.Dimensions);
+        var vectors = ClusteredVectors.Generate(random, cases, collection.Dimensions);
         if (collection.Count == cases) return vectors;
         var watch = Stopwatch.StartNew();
         for (int i = 0; i < cases; i++)
@@ -99,24 +100,5 @@ internal static class CollectionBench
             position -= perMille;
         }
         throw new UnreachableException();
-    }
-
-    // Clustered unit vectors like image embeddings (bench/Load's recipe); the same seed gives the same vectors.
-    private static float[][] Vectors(Random random, int cases, int dims)
-    {
-        var centres = Enumerable.Range(0, 64).Select(_ => Unit(Enumerable.Range(0, dims).Select(_ => (float)random.NextDouble() - 0.5f).ToArray())).ToArray();
-        var vectors = new float[cases][];
-        for (int i = 0; i < cases; i++)
-        {
-            var centre = centres[random.Next(centres.Length)];
-            vectors[i] = Unit(centre.Select(v => v + 0.3f * ((float)random.NextDouble() - 0.5f)).ToArray());
-        }
-        return vectors;
-    }
-
-    private static float[] Unit(float[] v)
-    {
-        float norm = MathF.Sqrt(v.Sum(x => x * x));
-        return v.Select(x => x / norm).ToArray();
     }
 }

@@ -3,6 +3,7 @@ using System.Globalization;
 using Google.Protobuf;
 using Grpc.Core;
 using Grpc.Net.Client;
+using MedSearch.Bench;
 using MedSearch.Engine;
 using MedSearch.Protocol.V1;
 using MedSearch.Server;
@@ -129,25 +130,12 @@ static double[] ServerLatencies(string audit, long from)
     return latencies.Order().ToArray();
 }
 
-// Clustered unit vectors like image embeddings; the same seed gives the same vectors, so a rerun reuses the collection.
-static float[][] Vectors(Random random, int cases, int dims)
-{
-    var centres = Enumerable.Range(0, 64).Select(_ => Unit(Enumerable.Range(0, dims).Select(_ => (float)random.NextDouble() - 0.5f).ToArray())).ToArray();
-    var vectors = new float[cases][];
-    for (int i = 0; i < cases; i++)
-    {
-        var centre = centres[random.Next(centres.Length)];
-        vectors[i] = Unit(centre.Select(v => v + 0.3f * ((float)random.NextDouble() - 0.5f)).ToArray());
-    }
-    return vectors;
-}
-
 static byte[][] Images(Random random) => Enumerable.Range(0, 32).Select(i => NoisePng(random, 256, 256)).ToArray();
 
 static float[][] Populate(string data, int cases, Random random)
 {
     using var collection = Collection.Open(data, new CollectionOptions(), Console.Error.WriteLine);
-    var vectors = Vectors(random, cases, collection.Dimensions);
+    var vectors = ClusteredVectors.Generate(random, cases, collection.Dimensions);
     if (collection.Count == cases) return vectors;
     var watch = Stopwatch.StartNew();
     for (int i = 0; i < cases; i++)
@@ -206,12 +194,6 @@ static async Task<(string Cells, string Errors)> Drive(string address, int clien
     var errorText = errors.Count == 0 ? "0" : string.Join(", ", errors.Select(e => $"{e.Value} {e.Key}"));
     return (string.Create(CultureInfo.InvariantCulture,
         $"{all.Length:N0} | {all.Length / watch.Elapsed.TotalSeconds:F0} | {P(0.50):F2} | {P(0.95):F2} | {P(0.99):F2}"), errorText);
-}
-
-static float[] Unit(float[] v)
-{
-    float norm = MathF.Sqrt(v.Sum(x => x * x));
-    return v.Select(x => x / norm).ToArray();
 }
 
 static byte[] NoisePng(Random random, int width, int height)
