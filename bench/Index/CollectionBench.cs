@@ -25,7 +25,7 @@ internal static class CollectionBench
     {
         var data = Path.Combine(directory, $"collection-{cases}");
         var random = new Random(2026);
-        var vectors = Populate(data, cases, random);
+        var vectors = BenchCollection.Populate(data, cases, random, "file:bench/", ModalityOf);
         using var collection = Collection.Open(data, new CollectionOptions(), Console.Error.WriteLine);
         var queries = Enumerable.Range(0, 200)
             .Select(_ => new Query(vectors[random.Next(cases)].Select(v => v + 0.01f * ((float)random.NextDouble() - 0.5f)).ToArray()))
@@ -66,28 +66,6 @@ internal static class CollectionBench
         while (done < MinimumQueries || (watch.Elapsed < Budget && done < queries.Length))
             collection.Search(queries[done++ % queries.Length], options);
         return done / watch.Elapsed.TotalSeconds;
-    }
-
-    /// <summary>Stores the cases one by one through <see cref="Collection.Put"/>, as bench/Load does; a rerun reuses them.</summary>
-    private static float[][] Populate(string data, int cases, Random random)
-    {
-        using var collection = Collection.Open(data, new CollectionOptions(), Console.Error.WriteLine);
-        var vectors = ClusteredVectors.Generate(random, cases, collection.Dimensions);
-        if (collection.Count == cases) return vectors;
-        var watch = Stopwatch.StartNew();
-        for (int i = 0; i < cases; i++)
-        {
-            var key = $"file:bench/{i:D7}.png";
-            var record = new CaseRecord { Id = CaseId.FromKey(key), Key = key, Source = key, ModelId = collection.ModelId };
-            record.Embedding.Add(vectors[i]);
-            record.Metadata["modality"] = ModalityOf(i);
-            if (i % 3 == 0) record.Labels.Add("finding");
-            collection.Put(record);
-            if ((i + 1) % 20_000 == 0) Console.Error.WriteLine($"stored {i + 1:N0} cases, {watch.Elapsed.TotalSeconds:F0} s");
-        }
-        collection.Checkpoint();
-        Console.Error.WriteLine($"stored {cases:N0} cases in {watch.Elapsed.TotalSeconds:F0} s");
-        return vectors;
     }
 
     // 761 is prime to 1,000, so every run of 1,000 cases visits each position once: exact shares, spread evenly.

@@ -35,7 +35,7 @@ var modes = Option("--modes", "vector,image").Split(',');
 var data = Path.Combine(output, $"data-{cases}");
 
 var random = new Random(2026);
-float[][] vectors = Populate(data, cases, random);
+float[][] vectors = BenchCollection.Populate(data, cases, random, "file:load/", ModalityOf);
 
 // The audit goes to its file, as in a deployment; a console line per request would measure the terminal.
 Environment.SetEnvironmentVariable("Logging__LogLevel__Default", "Warning");
@@ -72,7 +72,7 @@ static async Task Recovery(string output, int cases, int[] changeCounts)
     if (Directory.Exists(data)) Directory.Delete(data, recursive: true);
     var source = Path.Combine(output, $"data-{cases}");
     if (Directory.Exists(source)) await Process.Start("cp", ["-r", source, data]).WaitForExitAsync();
-    var vectors = Populate(data, cases, new Random(2026));
+    var vectors = BenchCollection.Populate(data, cases, new Random(2026), "file:load/", ModalityOf);
 
     (TimeSpan Took, string Log) Open(Action<Collection>? then = null)
     {
@@ -132,25 +132,7 @@ static double[] ServerLatencies(string audit, long from)
 
 static byte[][] Images(Random random) => Enumerable.Range(0, 32).Select(i => NoisePng(random, 256, 256)).ToArray();
 
-static float[][] Populate(string data, int cases, Random random)
-{
-    using var collection = Collection.Open(data, new CollectionOptions(), Console.Error.WriteLine);
-    var vectors = ClusteredVectors.Generate(random, cases, collection.Dimensions);
-    if (collection.Count == cases) return vectors;
-    var watch = Stopwatch.StartNew();
-    for (int i = 0; i < cases; i++)
-    {
-        var record = new CaseRecord { Id = CaseId.FromKey($"file:load/{i:D7}.png"), Key = $"file:load/{i:D7}.png", Source = $"load/{i:D7}.png", ModelId = collection.ModelId };
-        record.Embedding.Add(vectors[i]);
-        record.Metadata["modality"] = (i % 4) switch { 0 => "CT", 1 => "MR", 2 => "CR", _ => "US" };
-        if (i % 3 == 0) record.Labels.Add("finding");
-        collection.Put(record);
-        if ((i + 1) % 20_000 == 0) Console.Error.WriteLine($"stored {i + 1:N0} cases, {watch.Elapsed.TotalSeconds:F0} s");
-    }
-    collection.Checkpoint();
-    Console.Error.WriteLine($"stored {cases:N0} cases in {watch.Elapsed.TotalSeconds:F0} s");
-    return vectors;
-}
+static string ModalityOf(int i) => (i % 4) switch { 0 => "CT", 1 => "MR", 2 => "CR", _ => "US" };
 
 // Client-side figures as table cells (requests, per second, p50, p95, p99), and the errors.
 static async Task<(string Cells, string Errors)> Drive(string address, int clients, TimeSpan duration, string mode, float[][] vectors, byte[][] images)
