@@ -4,13 +4,14 @@ using MedSearch.Dicom.Codecs.Jpeg;
 namespace MedSearch.Dicom.Codecs;
 
 /// <summary>
-/// JPEG baseline (8-bit) and extended (12-bit) DCT through JpegLibrary (float IDCT), with the colour handling that
-/// JpegLibrary leaves out: YCbCr is converted to RGB, after libjpeg-style fancy upsampling of subsampled chroma.
-/// Output is within a few levels of libjpeg's (islow IDCT), not identical: lossy data has no exact reference.
+/// JPEG baseline (8-bit) and extended (12-bit) DCT through our own sequential decoder (<see cref="JpegDctDecoder"/>,
+/// libjpeg's islow IDCT), progressive through JpegLibrary (float IDCT), with libjpeg's colour handling: YCbCr is
+/// converted to RGB, after libjpeg-style fancy upsampling of subsampled chroma. Sequential frames come out as the
+/// libjpeg of GDCM and DCMTK decodes them; progressive ones within a few levels.
 /// </summary>
 public sealed class JpegBaselineDecoder : IFrameDecoder
 {
-    public string Name => "JPEG baseline/extended (JpegLibrary)";
+    public string Name => "JPEG baseline/extended (managed), progressive (JpegLibrary)";
 
     public unsafe string Decode(ReadOnlySpan<byte> compressed, in FrameFormat format, Span<byte> destination)
     {
@@ -24,30 +25,45 @@ public sealed class JpegBaselineDecoder : IFrameDecoder
         header.CheckAgainst(format);
         if (header.Precision is not (8 or 12))
             throw new CodecException($"DCT JPEG precision {header.Precision} is not supported (8 or 12).");
-        CheckSampling(header);
-        // JpegLibrary decodes a cut-off stream as if the missing data were zeros; the missing EOI is the sign of it.
-        if (!JpegSegmentReader.EndsWithEndOfImage(compressed))
-            throw new CodecException("JPEG stream is truncated: it does not end with an EOI marker (0xFFD9).");
+        bool progressive = header.Marker == 0xC2;
+        if (progressive)
+        {
+            CheckSampling(header);
+            // JpegLibrary decodes a cut-off stream as if the missing data were zeros; the missing EOI is the sign of it.
+            if (!JpegSegmentReader.EndsWithEndOfImage(compressed))
+                throw new CodecException("JPEG stream is truncated: it does not end with an EOI marker (0xFFD9).");
+        }
 
         bool toRgb = ConvertsToRgb(header, format.PhotometricInterpretation);
         Span<byte> frame = destination[..(int)format.FrameBytes];
         if (header.Components.Length == 1)
         {
-            frame.Clear();
+            // Our decoder writes every sample, but only the low 16 bits of 4-byte ones; JpegLibrary may skip blocks.
+            if (progressive || format.BytesPerSample == 4)
+                frame.Clear();
             fixed (byte* output = frame)
-                Decode(compressed, header, new JpegGreyOutput(output, header.SamplesPerLine, header.Lines, header.Precision, format.BytesPerSample));
+            {
+                var target = new JpegSampleTarget(output, header.SamplesPerLine, header.Lines, format.BytesPerSample);
+                if (progressive)
+                    DecodeProgressive(compressed, header, new JpegGreyOutput(target, header.Precision));
+                else
+                    JpegDctDecoder.Decode(compressed, header, [target]);
+            }
         }
         else
         {
             using var planes = new JpegPlanes(header);
-            Decode(compressed, header, planes);
+            if (progressive)
+                DecodeProgressive(compressed, header, planes);
+            else
+                JpegDctDecoder.Decode(compressed, header, [planes.Target(0), planes.Target(1), planes.Target(2)]);
             planes.WriteTo(frame, toRgb, format.BytesPerSample);
         }
         FrameOutput.SignExtend(frame, format);
         return toRgb || DeclaresRgb(header) ? "RGB" : format.PhotometricInterpretation;
     }
 
-    private static unsafe void Decode(ReadOnlySpan<byte> compressed, JpegFrame header, JpegBlockOutputWriter output)
+    private static unsafe void DecodeProgressive(ReadOnlySpan<byte> compressed, JpegFrame header, JpegBlockOutputWriter output)
     {
         try
         {

@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using MedSearch.Dicom.Codecs.Jpeg;
@@ -38,9 +37,7 @@ public sealed class JpegLosslessDecoder : IFrameDecoder
                     HuffmanTable.ParseSegment(payload, tables);
                     break;
                 case JpegSegmentReader.DefineRestartInterval:
-                    if (payload.Length < 2)
-                        throw new CodecException("DRI segment is shorter than its 2-byte interval.");
-                    restartInterval = BinaryPrimitives.ReadUInt16BigEndian(payload);
+                    restartInterval = JpegSegmentReader.ReadRestartInterval(payload);
                     break;
                 case 0xC3:
                     if (header is not null)

@@ -5,6 +5,12 @@ namespace MedSearch.Dicom.Codecs.Tests;
 
 public class JpegBaselineTests(ITestOutputHelper output)
 {
+    /// <summary>
+    /// Sequential frames (baseline, extended 12-bit) go through our decoder, which does what DCMTK's libjpeg does step
+    /// for step (islow IDCT, range limit, fancy upsampling, YCbCr conversion): identical samples. Progressive frames
+    /// ("+ep", and "+es", spectral selection, which DCMTK also codes as SOF2) go through JpegLibrary's float IDCT,
+    /// which rounds differently: a few levels apart.
+    /// </summary>
     [Theory]
     [InlineData("gray8", new[] { "+eb" }, 1, 8)]
     [InlineData("gray12", new[] { "+ee", "+sr" }, 1, 12)]
@@ -25,13 +31,13 @@ public class JpegBaselineTests(ITestOutputHelper output)
         int vsReference = Pixels.MaxAbsoluteError(new TestImage(reference.Format, reference.Frame), decoded);
         double psnr = Pixels.Psnr(image, decoded);
         output.WriteLine($"{name}: {encoded.Format.PhotometricInterpretation} -> {decoded.Photometric}, max |ours - dcmdjpeg| = {vsReference}, PSNR vs original {psnr:F1} dB");
-        Assert.InRange(vsReference, 0, bits == 8 ? 3 : 8);
+        Assert.InRange(vsReference, 0, name is "progressive" or "spectral" ? 3 : 0);
         Assert.True(psnr > 30, $"PSNR {psnr:F1} dB");
     }
 
     /// <summary>
     /// GDCM writes 4:2:0 (h2v2) YCbCr but labels it RGB without JFIF/Adobe markers, and GDCM and DCMTK then decode it
-    /// unconverted; told that the frame is YCbCr, both decoders must agree on libjpeg's h2v2 fancy upsampling.
+    /// unconverted; told that the frame is YCbCr, both decoders must agree on libjpeg's h2v2 fancy upsampling, exactly.
     /// </summary>
     [Theory]
     [InlineData(121, 170)]
@@ -45,7 +51,7 @@ public class JpegBaselineTests(ITestOutputHelper output)
         Assert.Equal("RGB", decoded.Photometric);
         int vsReference = Pixels.MaxAbsoluteError(new TestImage(reference.Format, reference.Frame), decoded);
         output.WriteLine($"4:2:0 {columns}x{rows}: max |ours - dcmdjpeg| = {vsReference}, PSNR vs original {Pixels.Psnr(image, decoded):F1} dB");
-        Assert.InRange(vsReference, 0, 3);
+        Assert.Equal(0, vsReference);
     }
 
     [Fact]
@@ -56,7 +62,7 @@ public class JpegBaselineTests(ITestOutputHelper output)
         var reference = Tools.Reference(image, "gdcmconv", ["-J", "-Y"], "dcmdjpeg");
         var decoded = Pixels.Decode(encoded);
         Assert.Equal("RGB", decoded.Photometric);
-        Assert.InRange(Pixels.MaxAbsoluteError(new TestImage(reference.Format, reference.Frame), decoded), 0, 3);
+        Assert.Equal(0, Pixels.MaxAbsoluteError(new TestImage(reference.Format, reference.Frame), decoded));
     }
 
     /// <summary>

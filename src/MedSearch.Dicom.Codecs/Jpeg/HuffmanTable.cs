@@ -2,7 +2,8 @@ namespace MedSearch.Dicom.Codecs.Jpeg;
 
 /// <summary>
 /// A decoding table built from a DHT segment (T.81 Annex C): codes of up to <see cref="FastBits"/> bits resolve in one
-/// lookup; longer ones fall back to the canonical max-code search of F.2.2.3.
+/// lookup; longer ones fall back to the canonical max-code search of F.2.2.3. AC tables of DCT scans also resolve
+/// the coefficient itself in that lookup when code and magnitude bits fit (<see cref="FastAc"/>).
 /// </summary>
 internal sealed class HuffmanTable
 {
@@ -10,6 +11,12 @@ internal sealed class HuffmanTable
 
     /// <summary>Indexed by the next <see cref="FastBits"/> bits: (code length &lt;&lt; 8) | symbol, or 0 for a longer code.</summary>
     public readonly ushort[] Fast = new ushort[1 << FastBits];
+
+    /// <summary>
+    /// For AC tables, indexed like <see cref="Fast"/>: (coefficient &lt;&lt; 16) | (zero run &lt;&lt; 8) | (code + magnitude bits),
+    /// or 0 where they do not fit in <see cref="FastBits"/> or the symbol is EOB/ZRL. Most coefficients decode here.
+    /// </summary>
+    public int[]? FastAc { get; private set; }
 
     private readonly int[] _maxCode = new int[17];
     private readonly int[] _valueOffset = new int[17];
@@ -22,8 +29,8 @@ internal sealed class HuffmanTable
         _id = id;
     }
 
-    /// <summary>Parses the tables of one DHT segment body; lossless JPEG only uses the DC class (Tc = 0).</summary>
-    public static void ParseSegment(ReadOnlySpan<byte> payload, HuffmanTable?[] dcTables)
+    /// <summary>Parses the tables of one DHT segment body; lossless JPEG only uses the DC class (Tc = 0) and passes no AC tables.</summary>
+    public static void ParseSegment(ReadOnlySpan<byte> payload, HuffmanTable?[] dcTables, HuffmanTable?[]? acTables = null)
     {
         while (!payload.IsEmpty)
         {
@@ -40,6 +47,8 @@ internal sealed class HuffmanTable
                 throw new CodecException($"DHT table {id} declares {total} codes but the segment holds {payload.Length - 17} symbol bytes.");
             if (tableClass == 0)
                 dcTables[id] = Build(counts, payload.Slice(17, total), id);
+            else if (acTables is not null)
+                acTables[id] = Build(counts, payload.Slice(17, total), id).WithFastAc();
             payload = payload[(17 + total)..];
         }
     }
@@ -70,6 +79,23 @@ internal sealed class HuffmanTable
             code <<= 1;
         }
         return table;
+    }
+
+    private HuffmanTable WithFastAc()
+    {
+        var fastAc = new int[1 << FastBits];
+        for (int bits = 0; bits < fastAc.Length; bits++)
+        {
+            int entry = Fast[bits];
+            int length = entry >> 8, run = (entry >> 4) & 0xF, size = entry & 0xF;
+            if (entry == 0 || size == 0 || length + size > FastBits)
+                continue;
+            // The magnitude bits follow the code inside the same look-ahead.
+            int magnitude = (bits >> (FastBits - length - size)) & ((1 << size) - 1);
+            fastAc[bits] = (JpegBitReader.Extend(magnitude, size) << 16) | (run << 8) | (length + size);
+        }
+        FastAc = fastAc;
+        return this;
     }
 
     /// <summary>Resolves a code longer than <see cref="FastBits"/> from the left-aligned bit buffer.</summary>

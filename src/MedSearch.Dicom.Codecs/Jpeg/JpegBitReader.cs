@@ -5,12 +5,16 @@ using System.Runtime.InteropServices;
 namespace MedSearch.Dicom.Codecs.Jpeg;
 
 /// <summary>
-/// Reads Huffman-coded lossless differences (T.81 H.1.2.2) from entropy-coded data, removing stuffed zero bytes.
-/// At a marker or the end of the data it feeds zero bits, as libjpeg does, and remembers how many, so that a scan
-/// which needed them is reported as truncated instead of silently decoding zeros.
+/// Reads Huffman-coded lossless differences (T.81 H.1.2.2) and DCT coefficient blocks (F.2.2) from entropy-coded
+/// data, removing stuffed zero bytes. At a marker or the end of the data it feeds zero bits, as libjpeg does, and
+/// remembers how many, so that a scan which needed them is reported as truncated instead of silently decoding zeros.
 /// </summary>
 internal ref struct JpegBitReader(ReadOnlySpan<byte> data, int position)
 {
+    // A whole scan's worth of zeros would decode (slowly) into a grey image before the overrun is noticed at its end;
+    // a complete scan never needs more than the 64 bits of look-ahead past its last byte.
+    private const int MaxPaddingBits = 4096;
+
     private readonly ReadOnlySpan<byte> _data = data;
     private int _position = position;
     private ulong _bits;     // left-aligned: the next bit is bit 63
@@ -37,11 +41,110 @@ internal ref struct JpegBitReader(ReadOnlySpan<byte> data, int position)
             return 0;
         if (ssss >= 16)
             return ssss == 16 ? 32768 : ThrowBadCategory(ssss);
-        int value = (int)(_bits >> (64 - ssss));
+        int value = Extend(_bits, ssss);
         _bits <<= ssss;
         _count -= ssss;
-        // F.2.2.1 EXTEND: a leading 0 bit means a negative difference.
-        return value < 1 << (ssss - 1) ? value - (1 << ssss) + 1 : value;
+        return value;
+    }
+
+    /// <summary>
+    /// Decodes one block of a sequential DCT scan (F.2.2): the DC difference, added to the component's predictor, then
+    /// run/size-coded AC coefficients up to EOB, each multiplied by its quantiser into natural order. The bit state
+    /// lives in locals of a method of its own (not inlined into the block loop, whose locals would compete for the
+    /// registers), where the JIT can keep it in registers. <paramref name="coefficients"/> must be zero on entry.
+    /// </summary>
+    /// <param name="dequantisation">Per zigzag index, (quantiser &lt;&lt; 8) | natural index: see <see cref="JpegDctDecoder"/>'s DQT parsing.</param>
+    /// <returns>Whether any AC code was read: a block without one is flat, its samples all one value.</returns>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public unsafe bool DecodeBlock(int* coefficients, int* dequantisation, HuffmanTable dc, HuffmanTable ac, ref int predictor)
+    {
+        ulong bits = _bits;
+        int count = _count;
+        // 16 code bits plus 15 magnitude bits (12-bit precision) always fit after one fill.
+        if (count < 32)
+            (bits, count) = Refill(bits, count);
+        int entry = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(dc.Fast), (nint)(bits >> (64 - HuffmanTable.FastBits)));
+        if (entry == 0)
+            entry = dc.DecodeSlow(bits);
+        int length = entry >> 8, size = entry & 0xFF;
+        bits <<= length;
+        count -= length;
+        if (size != 0)
+        {
+            if (size > 15)
+                ThrowBadDcCategory(size);
+            predictor += Extend(bits, size);
+            bits <<= size;
+            count -= size;
+        }
+        // libjpeg keeps the DC sum in a 16-bit coefficient: damaged data wraps the same way there.
+        coefficients[0] = (short)predictor * (dequantisation[0] >> 8);
+
+        // Few locals live through the loop (the natural index rides with the quantiser, the AC look-up table is
+        // fetched only on the slow path), so that most stay in callee-saved registers across the refill call.
+        ref int fastAc = ref MemoryMarshal.GetArrayDataReference(ac.FastAc!);
+        int k = 1;
+        while (k < 64)
+        {
+            if (count < 32)
+                (bits, count) = Refill(bits, count);
+            nint lookahead = (nint)(bits >> (64 - HuffmanTable.FastBits));
+            int quick = Unsafe.Add(ref fastAc, lookahead);
+            int step;
+            if (quick != 0)
+            {
+                k += (quick >> 8) & 0xFF;
+                length = quick & 0xFF;
+                bits <<= length;
+                count -= length;
+                step = dequantisation[k];
+                coefficients[step & 0xFF] = (quick >> 16) * (step >> 8);
+                k++;
+                continue;
+            }
+            entry = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(ac.Fast), lookahead);
+            if (entry == 0)
+                entry = ac.DecodeSlow(bits);
+            length = entry >> 8;
+            bits <<= length;
+            count -= length;
+            int run = (entry >> 4) & 0xF;
+            size = entry & 0xF;
+            if (size == 0)
+            {
+                // EOB ends the block; ZRL (run 15) skips sixteen zeros.
+                if (run != 15)
+                    break;
+                k += 16;
+                continue;
+            }
+            k += run;
+            step = dequantisation[k];
+            coefficients[step & 0xFF] = Extend(bits, size) * (step >> 8);
+            bits <<= size;
+            count -= size;
+            k++;
+        }
+        _bits = bits;
+        _count = count;
+        return k > 1;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int Extend(ulong bits, int size) => Extend((int)(bits >> (64 - size)), size);
+
+    /// <summary>F.2.2.1 EXTEND of <paramref name="size"/> (1..15) magnitude bits: a leading 0 bit means a negative value.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int Extend(int magnitude, int size) => magnitude < 1 << (size - 1) ? magnitude - (1 << size) + 1 : magnitude;
+
+    // Kept out of line: inlined, its byte loop costs the decode loops the registers they keep their state in.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private (ulong Bits, int Count) Refill(ulong bits, int count)
+    {
+        _bits = bits;
+        _count = count;
+        Fill();
+        return (_bits, _count);
     }
 
     private void Fill()
@@ -89,6 +192,8 @@ internal ref struct JpegBitReader(ReadOnlySpan<byte> data, int position)
             _bits |= (ulong)b << (56 - _count);
             _count += 8;
         }
+        if (_padding > MaxPaddingBits)
+            throw new CodecException("JPEG entropy-coded data is truncated or corrupt: the scan runs far past the next marker.");
     }
 
     /// <summary>Ends a restart interval: discards the partial byte, expects RSTn and resets the bit state.</summary>
@@ -131,11 +236,15 @@ internal ref struct JpegBitReader(ReadOnlySpan<byte> data, int position)
         return _data.Length;
     }
 
-    private readonly void ThrowIfOverrun()
+    /// <summary>Fails once the decoded codes used more of the zero padding than the look-ahead accounts for.</summary>
+    public readonly void ThrowIfOverrun()
     {
         if (_count < _padding)
             throw new CodecException("JPEG entropy-coded data is truncated: the scan needs more bits than precede the next marker.");
     }
+
+    private static void ThrowBadDcCategory(int ssss) =>
+        throw new CodecException($"DCT JPEG DC difference category {ssss} is out of range (0..15).");
 
     private static int ThrowBadCategory(int ssss) =>
         throw new CodecException($"Lossless JPEG difference category {ssss} is out of range (0..16).");

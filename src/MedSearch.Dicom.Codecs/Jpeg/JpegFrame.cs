@@ -2,7 +2,8 @@ using System.Buffers.Binary;
 
 namespace MedSearch.Dicom.Codecs.Jpeg;
 
-internal readonly record struct JpegComponent(byte Id, int Horizontal, int Vertical);
+/// <param name="QuantisationTable">Tq, the DQT table selector of DCT frames; lossless frames ignore it, so it is checked where used.</param>
+internal readonly record struct JpegComponent(byte Id, int Horizontal, int Vertical, int QuantisationTable);
 
 /// <summary>A frame header (SOFn, T.81 B.2.2) plus the colour-space hints that precede the first scan.</summary>
 internal sealed record JpegFrame(byte Marker, int Precision, int Lines, int SamplesPerLine, JpegComponent[] Components)
@@ -35,7 +36,7 @@ internal sealed record JpegFrame(byte Marker, int Precision, int Lines, int Samp
                 if (components[j].Id == c[0])
                     throw new CodecException($"JPEG frame header names component {c[0]} twice.");
             }
-            components[i] = new JpegComponent(c[0], h, v);
+            components[i] = new JpegComponent(c[0], h, v, c[2]);
         }
         return new JpegFrame(marker, payload[0], BinaryPrimitives.ReadUInt16BigEndian(payload[1..]),
             BinaryPrimitives.ReadUInt16BigEndian(payload[3..]), components);

@@ -7,10 +7,11 @@ using JpegLibrary;
 namespace MedSearch.Dicom.Codecs.Jpeg;
 
 /// <summary>
-/// Collects JpegLibrary's decoded 8x8 blocks into one plane per component at the component's own (downsampled)
-/// resolution, clamped to the sample range. JpegLibrary hands subsampled components over already replicated to full
-/// size; keeping only every h-th/v-th sample recovers the decoded chroma exactly, so that it can be upsampled the way
-/// libjpeg does it instead. For three-component frames; grey goes straight to the frame through <see cref="JpegGreyOutput"/>.
+/// One plane per component at the component's own (downsampled) resolution, filled by our sequential decoder through
+/// <see cref="Target"/> or by JpegLibrary (progressive frames) as its block writer, then upsampled and written out the way
+/// libjpeg does it. JpegLibrary hands subsampled components over already replicated to full size, unclamped; keeping
+/// only every h-th/v-th sample, clamped, recovers the decoded chroma exactly. For three-component frames; grey goes
+/// straight to the frame.
 /// </summary>
 internal sealed class JpegPlanes : JpegBlockOutputWriter, IDisposable
 {
@@ -19,24 +20,31 @@ internal sealed class JpegPlanes : JpegBlockOutputWriter, IDisposable
     private readonly int _width;
     private readonly int _height;
 
-    private sealed class Plane(int width, int height, int hShift, int vShift)
+    private sealed class Plane
     {
-        public readonly short[] Samples = Rent(width * height);
-        public readonly int Width = width;
-        public readonly int Height = height;
-        public readonly int HShift = hShift;
-        public readonly int VShift = vShift;
+        public readonly short[] Samples;
+        public readonly int Width;
+        public readonly int Height;
+        // Upsampling factors: the largest sampling factor over the component's own.
+        public readonly int HFactor;
+        public readonly int VFactor;
+        // Pinned for the planes' lifetime, one frame's decode, so that blocks are written through pointers.
+        public MemoryHandle Pin;
 
-        // Cleared so that blocks a damaged stream never delivers read as zero, not as another frame's pixels.
-        private static short[] Rent(int length)
+        public Plane(int width, int height, int hFactor, int vFactor)
         {
-            short[] samples = ArrayPool<short>.Shared.Rent(length);
-            Array.Clear(samples, 0, length);
-            return samples;
+            Samples = ArrayPool<short>.Shared.Rent(width * height);
+            // Cleared so that blocks a damaged stream never delivers read as zero, not as another frame's pixels.
+            Array.Clear(Samples, 0, width * height);
+            Pin = Samples.AsMemory().Pin();
+            Width = width;
+            Height = height;
+            HFactor = hFactor;
+            VFactor = vFactor;
         }
     }
 
-    /// <param name="header">A frame whose sampling ratios (max / own) are 1, 2 or 4, as JpegLibrary requires.</param>
+    /// <param name="header">A frame whose sampling ratios (max / own) are whole numbers; JpegLibrary also needs them to be 1, 2 or 4.</param>
     public JpegPlanes(JpegFrame header)
     {
         if (header.Components.Length != 3)
@@ -46,6 +54,12 @@ internal sealed class JpegPlanes : JpegBlockOutputWriter, IDisposable
         _maxValue = (1 << header.Precision) - 1;
         int maxH = header.MaxHorizontal, maxV = header.MaxVertical;
         _planes = new Plane[header.Components.Length];
+        // Checked before anything is rented and pinned: a constructor that throws is never disposed.
+        foreach (JpegComponent c in header.Components)
+        {
+            if (maxH % c.Horizontal != 0 || maxV % c.Vertical != 0)
+                throw new CodecException($"JPEG component {c.Id} is sampled {c.Horizontal}x{c.Vertical} against a maximum of {maxH}x{maxV}: fractional upsampling, which libjpeg does not implement either.");
+        }
         for (int i = 0; i < _planes.Length; i++)
         {
             JpegComponent c = header.Components[i];
@@ -53,9 +67,16 @@ internal sealed class JpegPlanes : JpegBlockOutputWriter, IDisposable
             _planes[i] = new Plane(
                 (_width * c.Horizontal + maxH - 1) / maxH,
                 (_height * c.Vertical + maxV - 1) / maxV,
-                int.Log2(maxH / c.Horizontal),
-                int.Log2(maxV / c.Vertical));
+                maxH / c.Horizontal,
+                maxV / c.Vertical);
         }
+    }
+
+    /// <summary>A component's plane, for our decoder to write its blocks into.</summary>
+    public unsafe JpegSampleTarget Target(int component)
+    {
+        Plane plane = _planes[component];
+        return new JpegSampleTarget((byte*)plane.Pin.Pointer, plane.Width, plane.Height, sizeof(short));
     }
 
     public override void WriteBlock(ref short blockRef, int componentIndex, int x, int y)
@@ -63,15 +84,15 @@ internal sealed class JpegPlanes : JpegBlockOutputWriter, IDisposable
         if ((uint)componentIndex >= (uint)_planes.Length || x < 0 || y < 0)
             return;
         Plane plane = _planes[componentIndex];
-        int hStep = 1 << plane.HShift;
-        int vStep = 1 << plane.VShift;
+        int hStep = plane.HFactor;
+        int vStep = plane.VFactor;
         // Full-width components (luma, unsubsampled chroma) take whole block rows.
-        bool wholeRows = plane.HShift == 0 && x + 8 <= plane.Width;
+        bool wholeRows = hStep == 1 && x + 8 <= plane.Width;
         Vector128<short> max = Vector128.Create((short)_maxValue);
         // Blocks start on multiples of 8, so the original samples are the rows and columns that are multiples of the step.
         for (int i = 0; i < 8; i += vStep)
         {
-            int row = (y + i) >> plane.VShift;
+            int row = (y + i) / vStep;
             if (row >= plane.Height)
                 break;
             Span<short> target = plane.Samples.AsSpan(row * plane.Width, plane.Width);
@@ -83,7 +104,7 @@ internal sealed class JpegPlanes : JpegBlockOutputWriter, IDisposable
             }
             for (int j = 0; j < 8; j += hStep)
             {
-                int column = (x + j) >> plane.HShift;
+                int column = (x + j) / hStep;
                 if (column >= target.Length)
                     break;
                 target[column] = (short)Math.Clamp((int)Unsafe.Add(ref source, j), 0, _maxValue);
@@ -122,10 +143,10 @@ internal sealed class JpegPlanes : JpegBlockOutputWriter, IDisposable
     {
         ReadOnlySpan<short> samples = plane.Samples.AsSpan(0, plane.Width * plane.Height);
         int width = plane.Width;
-        int row = Math.Min(outputRow >> plane.VShift, plane.Height - 1);
+        int row = Math.Min(outputRow / plane.VFactor, plane.Height - 1);
         ReadOnlySpan<short> input = samples.Slice(row * width, width);
-        bool fancy = plane.HShift == 1 && plane.VShift <= 1 && width > 2;
-        if (plane.HShift == 0)
+        bool fancy = plane.HFactor == 2 && plane.VFactor <= 2 && width > 2;
+        if (plane.HFactor == 1)
         {
             // A full-width plane is as wide as the output row.
             Widen(input, output);
@@ -133,9 +154,9 @@ internal sealed class JpegPlanes : JpegBlockOutputWriter, IDisposable
         else if (!fancy)
         {
             for (int x = 0; x < output.Length; x++)
-                output[x] = input[Math.Min(x >> plane.HShift, width - 1)];
+                output[x] = input[Math.Min(x / plane.HFactor, width - 1)];
         }
-        else if (plane.VShift == 0)
+        else if (plane.VFactor == 1)
         {
             FancyH2V1(input, output);
         }
@@ -216,6 +237,9 @@ internal sealed class JpegPlanes : JpegBlockOutputWriter, IDisposable
     public void Dispose()
     {
         foreach (Plane plane in _planes)
+        {
+            plane.Pin.Dispose();
             ArrayPool<short>.Shared.Return(plane.Samples);
+        }
     }
 }

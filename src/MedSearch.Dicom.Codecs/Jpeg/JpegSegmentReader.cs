@@ -9,6 +9,7 @@ internal ref struct JpegSegmentReader(ReadOnlySpan<byte> data)
     public const byte EndOfImage = 0xD9;
     public const byte StartOfScan = 0xDA;
     public const byte DefineHuffmanTables = 0xC4;
+    public const byte DefineQuantisationTables = 0xDB;
     public const byte DefineRestartInterval = 0xDD;
     public const byte DefineNumberOfLines = 0xDC;
 
@@ -51,6 +52,11 @@ internal ref struct JpegSegmentReader(ReadOnlySpan<byte> data)
         Position += length;
         return true;
     }
+
+    /// <summary>The interval, in MCUs, of a DRI segment body (B.2.4.4); 0 turns restart markers off.</summary>
+    public static int ReadRestartInterval(ReadOnlySpan<byte> payload) => payload.Length >= 2
+        ? BinaryPrimitives.ReadUInt16BigEndian(payload)
+        : throw new CodecException("DRI segment is shorter than its 2-byte interval.");
 
     /// <summary>Whether the data opens with SOI, which must be its first two bytes (B.2.1).</summary>
     public static bool StartsWithStartOfImage(ReadOnlySpan<byte> data) => data.StartsWith([(byte)0xFF, StartOfImage]);
