@@ -47,7 +47,10 @@ public static class MedSearchServer
         var space = given ?? (cluster is null ? OpenSpace(options, log) : null);
         try
         {
-            var builder = WebApplication.CreateSlimBuilder();
+            // Settings come from ServerOptions, never appsettings files, so the host must not watch for them: it would
+            // watch its content root (the working directory) with every folder below it, and each write there (the
+            // audit log, a data directory) would wake the watcher's thread; 3 % of the CPU of a loaded server.
+            var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = ["--hostBuilder:reloadConfigOnChange=false"] });
             builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
             // A silo logs every placement and membership step at information level.
             builder.Logging.AddFilter("Orleans", LogLevel.Warning).AddFilter("Polly", LogLevel.Warning);

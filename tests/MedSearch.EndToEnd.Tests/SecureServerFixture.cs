@@ -6,6 +6,7 @@ using MedSearch.Server;
 using MedSearch.Server.Security;
 using MedSearch.Tests.Support;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using SkiaSharp;
 using Xunit;
@@ -143,6 +144,7 @@ public sealed class SecureServer(WebApplication app) : IAsyncDisposable
     public string Grpc => _listeners.Urls(ListenerRole.Grpc).Single();
     public string Http1 => _listeners.Urls(ListenerRole.Http1).Single();
     public string Metrics => _listeners.Urls(ListenerRole.Metrics).Single();
+    public IConfigurationRoot Configuration => (IConfigurationRoot)app.Configuration;
 
     public async ValueTask DisposeAsync()
     {

@@ -12,6 +12,7 @@ using Grpc.Net.Client.Web;
 using MedSearch.Protocol.V1;
 using MedSearch.Server;
 using MedSearch.Server.Security;
+using Microsoft.Extensions.Configuration;
 using Xunit;
 
 namespace MedSearch.EndToEnd.Tests;
@@ -125,6 +126,16 @@ public sealed class ServerSecurityTests(SecureServerFixture fixture) : IClassFix
         var noCertificate = Assert.Throws<ServerOptionsException>(() =>
             MedSearchServer.Build(new ServerOptions { DataPath = fixture.Data, Urls = "https://127.0.0.1:0" }));
         Assert.Contains("--tls-cert", noCertificate.Message);
+    }
+
+    [Fact]
+    public async Task Host_watches_no_settings_files()
+    {
+        // Settings come from ServerOptions alone: a watched content root would turn every write below it into work.
+        await using var server = await fixture.StartAsync();
+        var files = server.Configuration.Providers.OfType<FileConfigurationProvider>().ToList();
+        Assert.NotEmpty(files);
+        Assert.All(files, provider => Assert.False(provider.Source.ReloadOnChange, $"{provider.Source.Path} is watched for changes"));
     }
 
     [Fact]
