@@ -310,7 +310,7 @@ public sealed class Collection : IDisposable
     private bool TryGetAt(VolumeLevel level, ulong id, [NotNullWhen(true)] out CaseRecord? record, out Volume? volume)
     {
         volume = null;
-        if (level == VolumeLevel.Instance) return _store.TryGet(id, out record);
+        if (level == VolumeLevel.Instance) return _store.TryGetWithoutEmbedding(id, out record);
         record = _volumes.TryGet(level, id, out var found) ? (volume = found).Record : null;
         return record is not null;
     }

@@ -210,7 +210,15 @@ public sealed class CaseStore : IDisposable
     }
 
     /// <summary>Reads the live record of <paramref name="id"/>, from memory or, for older records, from disk.</summary>
-    public unsafe bool TryGet(ulong id, [NotNullWhen(true)] out CaseRecord? record)
+    public bool TryGet(ulong id, [NotNullWhen(true)] out CaseRecord? record) => TryGet(id, withEmbedding: true, out record);
+
+    /// <summary>
+    /// <see cref="TryGet(ulong, out CaseRecord?)"/> without the embedding (left empty), for search hits, which never
+    /// need it: a 512-d embedding is 2 KiB of each record's parse, and a search reads k records.
+    /// </summary>
+    public bool TryGetWithoutEmbedding(ulong id, [NotNullWhen(true)] out CaseRecord? record) => TryGet(id, withEmbedding: false, out record);
+
+    private unsafe bool TryGet(ulong id, bool withEmbedding, [NotNullWhen(true)] out CaseRecord? record)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         Span<byte> keyBytes = stackalloc byte[sizeof(ulong)];
@@ -230,7 +238,8 @@ public sealed class CaseStore : IDisposable
                     return false;
                 }
                 using var pooled = output.Memory;
-                record = Parse(id, output.IsSpanByte ? output.SpanByte.AsReadOnlySpan() : pooled.Memory.Span[..output.Length]);
+                var bytes = output.IsSpanByte ? output.SpanByte.AsReadOnlySpan() : pooled.Memory.Span[..output.Length];
+                record = withEmbedding ? Parse(id, bytes) : ParseWithoutEmbedding(id, bytes);
                 return true;
             }
         }
@@ -543,6 +552,73 @@ public sealed class CaseStore : IDisposable
         {
             throw new StoreException($"case {id} in store {_directory} is not a valid CaseRecord: {e.Message}", e);
         }
+    }
+
+    /// <summary>
+    /// Parses <paramref name="bytes"/> with the embedding's field cut out: protobuf parses a message's pieces, merged,
+    /// as it parses the whole. Only the top-level tags are walked; bytes that do not walk go to <see cref="Parse"/>,
+    /// whose error names the damage.
+    /// </summary>
+    private CaseRecord ParseWithoutEmbedding(ulong id, ReadOnlySpan<byte> bytes)
+    {
+        var record = new CaseRecord();
+        int piece = 0, at = 0;
+        while (at < bytes.Length)
+        {
+            int field = at;
+            if (!TryReadVarint(bytes, ref at, out ulong tag) || !TrySkipValue(bytes, ref at, (int)(tag & 7)))
+            {
+                record = Parse(id, bytes);
+                record.Embedding.Clear();
+                return record;
+            }
+            if (tag >> 3 != CaseRecord.EmbeddingFieldNumber) continue;
+            Merge(id, record, bytes[piece..field]);
+            piece = at;
+        }
+        Merge(id, record, bytes[piece..]);
+        return record;
+    }
+
+    private void Merge(ulong id, CaseRecord record, ReadOnlySpan<byte> piece)
+    {
+        try
+        {
+            record.MergeFrom(piece);
+        }
+        catch (InvalidProtocolBufferException e)
+        {
+            throw new StoreException($"case {id} in store {_directory} is not a valid CaseRecord: {e.Message}", e);
+        }
+    }
+
+    private static bool TryReadVarint(ReadOnlySpan<byte> bytes, ref int at, out ulong value)
+    {
+        value = 0;
+        for (int shift = 0; shift < 64 && at < bytes.Length; shift += 7)
+        {
+            byte b = bytes[at++];
+            value |= (ulong)(b & 0x7F) << shift;
+            if (b < 0x80) return true;
+        }
+        return false;
+    }
+
+    /// <summary>Steps over one field's value of wire type <paramref name="wireType"/>; false for a group or damage.</summary>
+    private static bool TrySkipValue(ReadOnlySpan<byte> bytes, ref int at, int wireType)
+    {
+        switch (wireType)
+        {
+            case 0: return TryReadVarint(bytes, ref at, out _);
+            case 1: at += 8; break;
+            case 2:
+                if (!TryReadVarint(bytes, ref at, out ulong length) || length > (ulong)(bytes.Length - at)) return false;
+                at += (int)length;
+                break;
+            case 5: at += 4; break;
+            default: return false;
+        }
+        return at <= bytes.Length;
     }
 
     private CaseRecord ParseCurrent(IFasterScanIterator<SpanByte, SpanByte> iterator)

@@ -65,9 +65,37 @@ public sealed class CaseStoreTests : IDisposable
         {
             Assert.True(store.TryGet(id, out var read), $"case {id} lost");
             Assert.Equal(record, read);
+            AssertReadWithoutEmbedding(store, record);
         }
         foreach (ulong id in deleted) Assert.False(store.TryGet(id, out _), $"deleted case {id} came back");
         Assert.Equal(expected.Keys.Order(), store.Scan().Select(r => r.Id).Order());
+    }
+
+    private static void AssertReadWithoutEmbedding(CaseStore store, CaseRecord stored)
+    {
+        var expected = stored.Clone();
+        expected.Embedding.Clear();
+        Assert.True(store.TryGetWithoutEmbedding(stored.Id, out var read), $"case {stored.Id} lost");
+        Assert.Equal(expected, read);
+    }
+
+    [Fact]
+    public void Reads_without_the_embedding_keep_every_other_field()
+    {
+        using var store = CaseStore.Open(_directory, Small);
+        var full = Case(21, dimensions: 512);
+        full.ContentSha256 = Google.Protobuf.ByteString.CopyFrom(Enumerable.Range(0, 32).Select(i => (byte)i).ToArray());
+        full.PixelSha256 = Google.Protobuf.ByteString.CopyFrom(Enumerable.Range(0, 32).Select(i => (byte)(255 - i)).ToArray());
+        full.Thumbnail = Google.Protobuf.ByteString.CopyFrom(new byte[3000]);
+        full.Metadata["modality"] = "CR";
+        full.Labels.Add("effusion");
+        // Larger than the inline read buffer (pooled memory), none at all, and no field after the embedding.
+        var cases = new[] { full, Case(22, dimensions: 2048), Case(23, dimensions: 0), new CaseRecord { Id = 24, Embedding = { 1f, 2f } } };
+        foreach (var record in cases) store.Upsert(record);
+        foreach (var record in cases) AssertReadWithoutEmbedding(store, record);
+        Assert.False(store.TryGetWithoutEmbedding(99, out _));
+        Assert.True(store.TryGet(21, out var withEmbedding));
+        Assert.Equal(512, withEmbedding.Embedding.Count);
     }
 
     [Fact]
@@ -221,6 +249,7 @@ public sealed class CaseStoreTests : IDisposable
                 {
                     Assert.True(store.TryGet(id, out var read), $"case {id} not found");
                     Assert.Equal(Case(id, dimensions: 32), read);
+                    AssertReadWithoutEmbedding(store, read);
                 }
             }
 
