@@ -47,10 +47,10 @@ var address = app.Urls.Single();
 var images = Images(random);
 
 // CPU per request (server and clients together, user + kernel) holds better than latency on a shared machine:
-// other work there takes cores, not this process's CPU time. So do the bytes allocated per request and the gen-0 collections
-// per second (every collection stops the whole process, a pause in some requests' latency).
-Console.WriteLine($"| query | clients | requests | per second | p50 ms | p95 ms | p99 ms | server p50 ms | server p99 ms | CPU ms per request | KiB allocated per request | collections per second | errors |");
-Console.WriteLine($"|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+// other work there takes cores, not this process's CPU time. So do the bytes allocated per request, the gen-0 collections
+// per second and the time they paused the process (every pause is in the latency of the requests then in flight).
+Console.WriteLine($"| query | clients | requests | per second | p50 ms | p95 ms | p99 ms | server p50 ms | server p99 ms | CPU ms per request | KiB allocated per request | collections per second | GC pause ms per second | errors |");
+Console.WriteLine($"|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
 foreach (var mode in modes)
 {
     // Untimed: the JIT's tiers, the thread pool's size and the page cache settle before the first row is measured.
@@ -60,12 +60,14 @@ foreach (var mode in modes)
         long auditStart = new FileInfo(audit).Length;
         var cpuStart = Process.GetCurrentProcess().TotalProcessorTime;
         long allocatedStart = GC.GetTotalAllocatedBytes(), collectionsStart = GC.CollectionCount(0);
+        var pausedStart = GC.GetTotalPauseDuration();
         var (row, errors) = await Drive(address, clients, duration, mode, vectors, images);
         var cpu = Process.GetCurrentProcess().TotalProcessorTime - cpuStart;
         long allocated = GC.GetTotalAllocatedBytes() - allocatedStart, collections = GC.CollectionCount(0) - collectionsStart;
+        var paused = GC.GetTotalPauseDuration() - pausedStart;
         var server = ServerLatencies(audit, auditStart);
         double S(double q) => server.Length == 0 ? double.NaN : server[Math.Min(server.Length - 1, (int)(q * server.Length))];
-        Console.WriteLine(string.Create(c, $"| {mode} | {clients} | {row} | {S(0.50):F2} | {S(0.99):F2} | {cpu.TotalMilliseconds / Math.Max(1, server.Length):F2} | {allocated / 1024.0 / Math.Max(1, server.Length):F1} | {collections / duration.TotalSeconds:F1} | {errors} |"));
+        Console.WriteLine(string.Create(c, $"| {mode} | {clients} | {row} | {S(0.50):F2} | {S(0.99):F2} | {cpu.TotalMilliseconds / Math.Max(1, server.Length):F2} | {allocated / 1024.0 / Math.Max(1, server.Length):F1} | {collections / duration.TotalSeconds:F1} | {paused.TotalMilliseconds / duration.TotalSeconds:F1} | {errors} |"));
     }
 }
 await app.StopAsync();
