@@ -31,7 +31,7 @@ internal static class CollectionBench
             .Select(_ => new Query(vectors[random.Next(cases)].Select(v => v + 0.01f * ((float)random.NextDouble() - 0.5f)).ToArray()))
             .ToArray();
 
-        Console.WriteLine($"{collection.Count:N0} cases x {collection.Dimensions}-d (64 clusters), {collection.Encoder.Manifest.ModelId}; " +
+        Console.WriteLine($"{collection.Count:N0} cases x {collection.Dimensions}-d (bench/Common/ClusteredVectors), {collection.Encoder.Manifest.ModelId}; " +
                           $"Collection.Search, k = 10, one thread; {Environment.ProcessorCount} cores, .NET {Environment.Version}");
         Console.WriteLine();
         // The unfiltered search every vector query of the load benchmark makes, against scoring every case.
