@@ -9,13 +9,17 @@ namespace MedSearch.Engine;
 /// </summary>
 public static class CaseFacts
 {
-    public static IReadOnlyDictionary<string, string> From(ImageInput input)
+    public static IReadOnlyDictionary<string, string> From(ImageInput input) => From(input.Format, input.Dicom);
+
+    public static IReadOnlyDictionary<string, string> From(ImageFrames file) => From(file.Format, file.Dicom);
+
+    private static IReadOnlyDictionary<string, string> From(ImageFormat format, MedSearch.Dicom.InstanceMetadata? dicom)
     {
         var facts = new SortedDictionary<string, string>(StringComparer.Ordinal)
         {
-            ["format"] = input.Format.ToString().ToLowerInvariant(),
+            ["format"] = format.ToString().ToLowerInvariant(),
         };
-        if (input.Dicom is not { } d) return facts;
+        if (dicom is not { } d) return facts;
         var c = CultureInfo.InvariantCulture;
         void Put(string key, string? value)
         {

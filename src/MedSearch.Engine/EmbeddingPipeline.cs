@@ -101,10 +101,12 @@ public sealed class EmbeddingPipeline<TCase>
     /// <summary>
     /// Runs <paramref name="prepare"/> on every source (on the decode workers, in parallel) and
     /// <paramref name="commit"/> on every encoded batch (one batch at a time, in the order encoded; row i of the
-    /// vectors belongs to case i).
+    /// vectors belongs to case i). Each image <paramref name="prepare"/> yields goes into the bounded queue before
+    /// the next is asked for, so a lazy <paramref name="prepare"/> keeps a source of many images (every frame of a
+    /// long multi-frame instance) to the queue's worth of memory.
     /// </summary>
     /// <exception cref="OperationCanceledException"><paramref name="cancellation"/> fired; what was gathered is committed first.</exception>
-    public async Task RunAsync<TSource>(IEnumerable<TSource> sources, Func<TSource, IReadOnlyList<Prepared>> prepare,
+    public async Task RunAsync<TSource>(IEnumerable<TSource> sources, Func<TSource, IEnumerable<Prepared>> prepare,
         Action<IReadOnlyList<TCase>, float[]> commit, CancellationToken cancellation)
     {
         int perImage = _encoder.InputLength;

@@ -164,69 +164,104 @@ public static class IndexJob
         return summary;
     }
 
-    /// <summary>Reads, recognises, decodes and preprocesses one file; reports it at once when there is nothing to embed.</summary>
-    private static List<EmbeddingPipeline<(CaseDraft, bool)>.Prepared> Prepare(Collection collection, EmbeddingPipeline<(CaseDraft, bool)> pipeline,
+    /// <summary>
+    /// Reads, recognises, decodes and preprocesses one file, a frame at a time: each frame's model input is yielded
+    /// as soon as it is made, so that the pipeline's bounded queue, not the file's frame count, bounds memory (with
+    /// every frame selected, an enhanced CT of 2,000 slices is gigabytes as floats). Reports the file at once when
+    /// there is nothing to embed; a frame that cannot be decoded or embedded fails the file there, and the frames
+    /// before it, cases of their own, are still stored.
+    /// </summary>
+    private static IEnumerable<EmbeddingPipeline<(CaseDraft, bool)>.Prepared> Prepare(Collection collection, EmbeddingPipeline<(CaseDraft, bool)> pipeline,
         string root, string path, FrameSelection frames, LabelsFile? labels, Report report)
     {
+        if (Open(collection, root, path, frames, labels, report) is not { } file) yield break;
+        try
+        {
+            for (int position = 0; position < file.Frames.FrameIndexes.Count; position++)
+            {
+                if (PrepareFrame(pipeline, file, position, frames, labels, report) is not { } prepared) yield break;
+                yield return prepared;
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(file.Buffer);
+        }
+    }
+
+    /// <summary>A file read into a pooled buffer (its frames decode from it), with what every frame's case shares.</summary>
+    private sealed record OpenedFile(string Path, byte[] Buffer, byte[] Sha256, string BaseKey, ImageFrames Frames,
+        IReadOnlyDictionary<string, string> Facts, string? Study);
+
+    /// <summary>Reads and recognises one file and selects its frames; null when it has been reported (not an image, unchanged, unreadable).</summary>
+    private static OpenedFile? Open(Collection collection, string root, string path, FrameSelection frames, LabelsFile? labels, Report report)
+    {
+        byte[]? buffer = null;
         try
         {
             // Sniff before reading a whole file that may be a video or an archive sitting among the images.
             if (!ImageReader.ClaimsToBeImage(path) && ImageReader.Detect(ReadHead(path)) == ImageFormat.Unknown)
             {
                 report(new ItemResult(path, ItemOutcome.Skipped, $"not an image ({Extension(path)}, no PNG, JPEG or DICOM signature)"), null, true, null);
-                return [];
+                return null;
             }
-            var (buffer, length) = ReadPooled(path);
-            ImageInput input;
-            byte[] sha;
-            string baseKey;
-            try
-            {
-                var bytes = buffer.AsMemory(0, length);
-                sha = SHA256.HashData(bytes.Span);
-                var relative = Path.GetRelativePath(KeyRoot(root), path);
-                baseKey = CaseWriter.KeyOf(bytes, path, CaseId.FileKey(relative));
+            (buffer, int length) = ReadPooled(path);
+            var bytes = buffer.AsMemory(0, length);
+            var sha = SHA256.HashData(bytes.Span);
+            var relative = Path.GetRelativePath(KeyRoot(root), path);
+            var baseKey = CaseWriter.KeyOf(bytes, path, CaseId.FileKey(relative));
+            if (IsUnchanged(collection, baseKey, sha, labels, path, report)) return null;
 
-                if (IsUnchanged(collection, baseKey, sha, labels, path, report)) return [];
-
-                // Nothing read from the file keeps a reference to its bytes, so the buffer goes back before preprocessing.
-                input = ImageReader.Read(bytes, path, collection.ReadOptions with { Frames = frames });
-            }
-            finally
-            {
-                ArrayPool<byte>.Shared.Return(buffer);
-            }
-            var facts = CaseFacts.From(input);
-            var study = facts.GetValueOrDefault("study_instance_uid");
-            var cases = new List<EmbeddingPipeline<(CaseDraft, bool)>.Prepared>(input.Frames.Count);
-            for (int f = 0; f < input.Frames.Count; f++)
-            {
-                var frame = input.Frames[f];
-                // One case per instance by default; with every frame selected, each frame is a case of its own.
-                var key = frames == FrameSelection.All && input.Frames.Count > 1 ? $"{baseKey}#frame={frame.FrameIndex}" : baseKey;
-                var name = key == baseKey ? path : $"{path} [frame {frame.FrameIndex}]";
-                // The frame's own row, else the instance's, else its study's: the more specific row wins.
-                var annotation = labels?.Find(key) ?? labels?.For(baseKey, study);
-                float[] modelInput;
-                try
-                {
-                    modelInput = pipeline.Preprocess(frame.Image);
-                }
-                catch (ArgumentException e)
-                {
-                    report(new ItemResult(name, ItemOutcome.Failed, CaseWriter.NotEmbeddable(e)), null, true, null);
-                    return [];
-                }
-                var pending = CaseDraft.Of(key, name, sha, frame.Image, annotation, facts);
-                cases.Add(new((pending, f == input.Frames.Count - 1), modelInput));
-            }
-            return cases;
+            var selected = ImageReader.Open(bytes, path, collection.ReadOptions with { Frames = frames });
+            var facts = CaseFacts.From(selected);
+            var file = new OpenedFile(path, buffer, sha, baseKey, selected, facts, facts.GetValueOrDefault("study_instance_uid"));
+            buffer = null;
+            return file;
         }
         catch (Exception e) when (CaseWriter.FailureOf(e) is { } failure)
         {
             report(new ItemResult(path, failure.Outcome, failure.Reason), null, true, null);
+            return null;
         }
-        return [];
+        finally
+        {
+            if (buffer is not null) ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>The selected frame at <paramref name="position"/> decoded and preprocessed; null when it failed the file (reported).</summary>
+    private static EmbeddingPipeline<(CaseDraft, bool)>.Prepared? PrepareFrame(EmbeddingPipeline<(CaseDraft, bool)> pipeline, OpenedFile file,
+        int position, FrameSelection frames, LabelsFile? labels, Report report)
+    {
+        int count = file.Frames.FrameIndexes.Count;
+        int frameIndex = file.Frames.FrameIndexes[position];
+        // One case per instance by default; with every frame selected, each frame is a case of its own.
+        var key = frames == FrameSelection.All && count > 1 ? $"{file.BaseKey}#frame={frameIndex}" : file.BaseKey;
+        var name = key == file.BaseKey ? file.Path : $"{file.Path} [frame {frameIndex}]";
+        PixelImage image;
+        try
+        {
+            image = file.Frames.Decode(position).Image;
+        }
+        catch (Exception e) when (CaseWriter.FailureOf(e) is { } failure)
+        {
+            report(new ItemResult(name, failure.Outcome, failure.Reason), null, true, null);
+            return null;
+        }
+        float[] modelInput;
+        try
+        {
+            modelInput = pipeline.Preprocess(image);
+        }
+        catch (ArgumentException e)
+        {
+            report(new ItemResult(name, ItemOutcome.Failed, CaseWriter.NotEmbeddable(e)), null, true, null);
+            return null;
+        }
+        // The frame's own row, else the instance's, else its study's: the more specific row wins.
+        var annotation = labels?.Find(key) ?? labels?.For(file.BaseKey, file.Study);
+        var pending = CaseDraft.Of(key, name, file.Sha256, image, annotation, file.Facts);
+        return new((pending, position == count - 1), modelInput);
     }
 
     /// <summary>

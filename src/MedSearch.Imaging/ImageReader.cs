@@ -41,14 +41,30 @@ public static class ImageReader
     /// <exception cref="ImageDecodeException">The file is an image but cannot be decoded.</exception>
     public static ImageInput Read(ReadOnlyMemory<byte> bytes, string source, ImageReadOptions? options = null)
     {
+        var opened = Open(bytes, source, options);
+        var frames = new DecodedFrame[opened.FrameIndexes.Count];
+        for (int i = 0; i < frames.Length; i++) frames[i] = opened.Decode(i);
+        return new ImageInput(opened.Format, frames, opened.Dicom);
+    }
+
+    /// <summary>
+    /// Reads the header of a PNG, JPEG or DICOM file and selects its frames (<see cref="ImageReadOptions.Frames"/>)
+    /// without decoding them: <see cref="ImageFrames.Decode"/> decodes one at a time. A PNG or JPEG, one frame,
+    /// is decoded here.
+    /// </summary>
+    /// <exception cref="NotAnImageException">The bytes are no image format, or a DICOM object without pixels.</exception>
+    /// <exception cref="ImageDecodeException">The file is an image but its header cannot be read, or a PNG or JPEG cannot be decoded.</exception>
+    public static ImageFrames Open(ReadOnlyMemory<byte> bytes, string source, ImageReadOptions? options = null)
+    {
         if (bytes.IsEmpty) throw new ImageDecodeException(source, "the file is empty (0 bytes)");
         var format = Detect(bytes.Span);
         switch (format)
         {
             case ImageFormat.Dicom:
-                return DicomImageReader.Read(bytes, source, options ?? ImageReadOptions.Default);
+                return DicomImageReader.Open(bytes, source, options ?? ImageReadOptions.Default);
             case ImageFormat.Png or ImageFormat.Jpeg:
-                return new ImageInput(format, [new DecodedFrame(0, DecodeWithSkia(bytes.Span, source, format))], null);
+                var frame = new DecodedFrame(0, DecodeWithSkia(bytes.Span, source, format));
+                return new ImageFrames(format, null, [0], _ => frame);
             default:
                 const string reason = "not a PNG, JPEG or DICOM image (unrecognised file signature)";
                 throw ClaimsToBeImage(source) ? new ImageDecodeException(source, reason) : new NotAnImageException(source, reason);

@@ -39,6 +39,43 @@ public sealed class EmbeddingPipelineTests : IDisposable
         new(_encoder, new PipelineOptions { BatchSize = batch, BatchWait = wait, DecodeWorkers = workers });
 
     [Fact]
+    public async Task A_source_of_many_images_holds_only_the_queues_worth_of_them_at_once()
+    {
+        // One source, 400 images (every frame of a long multi-frame instance), made lazily: each is made only when
+        // the queue has room, so made-but-not-committed stays bounded by the queues, not by the source.
+        const int batch = 4, workers = 1, images = 400;
+        var pipeline = Pipeline(batch, TimeSpan.Zero, workers);
+        int made = 0, committed = 0, mostInFlight = 0;
+        IEnumerable<EmbeddingPipeline<int>.Prepared> Frames(int source)
+        {
+            for (int i = 0; i < images; i++)
+            {
+                var input = pipeline.Preprocess(Image(i));
+                int inFlight = Interlocked.Increment(ref made) - Volatile.Read(ref committed);
+                InterlockedMax(ref mostInFlight, inFlight);
+                yield return new(i, input);
+            }
+        }
+        var seen = new List<int>();
+        await pipeline.RunAsync([0], Frames, (cases, _) =>
+        {
+            seen.AddRange(cases);
+            Interlocked.Add(ref committed, cases.Count);
+        }, CancellationToken.None);
+
+        Assert.Equal(Enumerable.Range(0, images), seen);
+        // The decode queue (batch + workers), the batch being gathered, one queued for the encoder, one in it, one
+        // queued for the commit and one being committed, and the image being made.
+        Assert.InRange(mostInFlight, 1, (batch + workers) + 5 * batch + 1);
+    }
+
+    private static void InterlockedMax(ref int location, int value)
+    {
+        int current;
+        while (value > (current = Volatile.Read(ref location)) && Interlocked.CompareExchange(ref location, value, current) != current) { }
+    }
+
+    [Fact]
     public async Task Every_source_is_committed_once_with_the_vector_the_encoder_gives_it_alone()
     {
         var pipeline = Pipeline(batch: 8, TimeSpan.Zero);

@@ -218,6 +218,40 @@ public sealed class DicomPipelineTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Open_decodes_the_selected_frames_one_at_a_time_and_a_broken_frame_fails_only_when_decoded()
+    {
+        // RLE Lossless, three 2x2 frames: 10s, 110s, then a frame whose RLE header claims 99 segments.
+        static byte[] RleFrame(byte value)
+        {
+            var header = new byte[64];
+            BinaryPrimitives.WriteUInt32LittleEndian(header, 1);
+            BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(4), 64);
+            return [.. header, 3, value, value, value, value, 0]; // a literal run of 4, padded to even length
+        }
+        var broken = new byte[64];
+        BinaryPrimitives.WriteUInt32LittleEndian(broken, 99);
+        var b = Window(Image(2, 2, 8, frames: 3), 128, 256);
+        b.Header(0x7FE0, 0x0010, "OB", DicomBuilder.Undefined).Item(0xE000, 0);
+        foreach (var frame in new[] { RleFrame(10), RleFrame(110), broken })
+            b.Item(0xE000, (uint)frame.Length).Raw(frame);
+        b.Item(0xE0DD, 0);
+        var bytes = DicomBuilder.Part10("1.2.840.10008.1.2.5", b.ToArray());
+
+        var opened = ImageReader.Open(bytes, "three-frames.dcm", new ImageReadOptions { Frames = FrameSelection.All });
+        Assert.Equal([0, 1, 2], opened.FrameIndexes);
+        Assert.Equal(ImageFormat.Dicom, opened.Format);
+        Assert.NotNull(opened.Dicom);
+        Near([10f, 10f, 10f, 10f], opened.Decode(0).Image.Pixels);
+        Near([110f, 110f, 110f, 110f], opened.Decode(1).Image.Pixels);
+        var e = Assert.Throws<ImageDecodeException>(() => opened.Decode(2));
+        Assert.Equal("three-frames.dcm", e.Source);
+        Assert.Throws<ArgumentOutOfRangeException>(() => opened.Decode(3));
+        // Read decodes every selected frame up front, so the same file fails there as a whole.
+        Assert.Throws<ImageDecodeException>(() => ImageReader.Read(bytes, "three-frames.dcm", new ImageReadOptions { Frames = FrameSelection.All }));
+        Assert.Equal([1], ImageReader.Open(bytes, "three-frames.dcm").FrameIndexes);
+    }
+
+    [Fact]
     public void Enhanced_multi_frame_uses_each_frames_pixel_value_transformation()
     {
         // Stored 50 everywhere. Shared functional groups: window 128/256 (identity). Per frame: intercept 0, intercept

@@ -10,7 +10,7 @@ namespace MedSearch.Imaging.Dicom;
 /// </summary>
 internal static class DicomImageReader
 {
-    public static ImageInput Read(ReadOnlyMemory<byte> bytes, string source, ImageReadOptions options)
+    public static ImageFrames Open(ReadOnlyMemory<byte> bytes, string source, ImageReadOptions options)
     {
         try
         {
@@ -28,26 +28,26 @@ internal static class DicomImageReader
                 pixels.BitsStored, pixels.IsSigned, pixels.PhotometricInterpretation);
             var perFrame = dataset.GetSequence(DicomTag.PerFrameFunctionalGroupsSequence);
             var instance = new PixelPipeline.Instance(dataset, pixels);
+            return new ImageFrames(ImageFormat.Dicom, metadata, Select(pixels.NumberOfFrames, options.Frames),
+                index => DecodeFrame(source, index, pixels, decoder, format, index < perFrame.Count ? perFrame[index] : null, instance));
+        }
+        catch (DicomException e)
+        {
+            throw new ImageDecodeException(source, e.Reason, e);
+        }
+    }
 
-            var frames = new List<DecodedFrame>();
-            var buffer = ArrayPool<byte>.Shared.Rent((int)pixels.FrameBytes);
-            try
-            {
-                foreach (int index in Select(pixels.NumberOfFrames, options.Frames))
-                {
-                    var samples = buffer.AsSpan(0, (int)pixels.FrameBytes);
-                    string photometric = decoder is null
-                        ? pixels.GetNativeFrame(index, samples)
-                        : decoder.Decode(pixels.GetFrame(index).Span, format, samples);
-                    var group = index < perFrame.Count ? perFrame[index] : null;
-                    frames.Add(new DecodedFrame(index, PixelPipeline.Render(instance, samples, photometric, group)));
-                }
-            }
-            finally
-            {
-                ArrayPool<byte>.Shared.Return(buffer);
-            }
-            return new ImageInput(ImageFormat.Dicom, frames, metadata);
+    private static DecodedFrame DecodeFrame(string source, int index, DicomPixelData pixels, IFrameDecoder? decoder, FrameFormat format,
+        DicomDataset? group, PixelPipeline.Instance instance)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent((int)pixels.FrameBytes);
+        try
+        {
+            var samples = buffer.AsSpan(0, (int)pixels.FrameBytes);
+            string photometric = decoder is null
+                ? pixels.GetNativeFrame(index, samples)
+                : decoder.Decode(pixels.GetFrame(index).Span, format, samples);
+            return new DecodedFrame(index, PixelPipeline.Render(instance, samples, photometric, group));
         }
         catch (DicomException e)
         {
@@ -57,12 +57,16 @@ internal static class DicomImageReader
         {
             throw new ImageDecodeException(source, e.Message, e);
         }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
     }
 
-    private static IEnumerable<int> Select(int frames, FrameSelection selection) => selection switch
+    private static int[] Select(int frames, FrameSelection selection) => selection switch
     {
         FrameSelection.First => [0],
-        FrameSelection.All => Enumerable.Range(0, frames),
+        FrameSelection.All => Enumerable.Range(0, frames).ToArray(),
         _ => [frames / 2],
     };
 
