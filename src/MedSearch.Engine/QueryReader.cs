@@ -99,10 +99,17 @@ public sealed class QueryReader(ImageEncoder encoder, ImageReadOptions readOptio
         return new Query(embedding, first.PatientHash, first.StudyInstanceUid, 0, level, querySlices, skipped);
     }
 
-    /// <summary>A caller's embedding as the query, checked to be one the encoder's model could have made.</summary>
+    /// <summary>
+    /// A caller's embedding as the query, checked to be one the encoder's model could have made. When the caller
+    /// names the model that made it (<paramref name="modelId"/>, empty for unnamed), it must be this model.
+    /// </summary>
+    /// <exception cref="ModelMismatchException"><paramref name="modelId"/> names another model.</exception>
     /// <exception cref="ArgumentException">Wrong length, a non-finite value, or all zeros.</exception>
-    public Query Embedding(IReadOnlyList<float> values, VolumeLevel level = VolumeLevel.Instance)
+    public Query Embedding(IReadOnlyList<float> values, VolumeLevel level = VolumeLevel.Instance, string modelId = "")
     {
+        if (modelId.Length > 0 && modelId != ModelId)
+            throw new ModelMismatchException($"embedding.model_id: the embedding was made by {modelId}, the collection uses {ModelId}; " +
+                "embeddings of different models are not comparable");
         int dimensions = level == VolumeLevel.Instance ? Dimensions : VolumeDimensions;
         if (values.Count != dimensions)
             throw new ArgumentException($"embedding: {values.Count} values, the collection's model ({ModelId}) makes {dimensions} at {level.Name()} level", nameof(values));

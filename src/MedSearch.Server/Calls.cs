@@ -42,7 +42,13 @@ internal static class Calls
     /// <summary>The status a domain exception becomes; null for any other exception, which stays a server error.</summary>
     private static RpcException? StatusOf(Exception e, string field)
     {
-        string Named(string message) => field.Length == 0 || message.StartsWith(field, StringComparison.Ordinal) ? message : $"{field}: {message}";
+        string Named(string message)
+        {
+            if (field.Length == 0 || message.StartsWith(field, StringComparison.Ordinal)) return message;
+            // A check naming a part of the field ("embedding.model_id" under "search.embedding") gets the field's parents in front.
+            int dot = field.LastIndexOf('.');
+            return dot > 0 && message.StartsWith(field[(dot + 1)..] + ".", StringComparison.Ordinal) ? field[..(dot + 1)] + message : $"{field}: {message}";
+        }
         return e switch
         {
             ImageDecodeException => Invalid(Named(e.Message)),

@@ -94,7 +94,8 @@ public sealed class SearchGrpcService(ICaseSpace space, InferenceGate inference)
             (SearchRequest.QueryOneofCase.Images, _) => await VolumeImagesQuery(request, level, prefix, context),
             (SearchRequest.QueryOneofCase.CaseId, _) =>
                 await Calls.RunAsync(() => space.StoredQueryAsync(level, request.CaseId, context.CancellationToken), prefix + "case_id"),
-            (SearchRequest.QueryOneofCase.Embedding, _) => Calls.Run(() => space.Queries.Embedding(request.Embedding.Values, level), prefix + "embedding"),
+            (SearchRequest.QueryOneofCase.Embedding, _) => Calls.Run(
+                () => space.Queries.Embedding(request.Embedding.Values, level, request.Embedding.ModelId), prefix + "embedding"),
             _ => await ImageQuery(request, prefix, context),
         };
         if (options.ExcludeQueryCase && query.CaseId == 0)

@@ -299,4 +299,57 @@ public sealed class QueryServiceTests(SyntheticCollectionFixture fixture) : ICla
         Assert.StartsWith("temperature", temperature.Status.Detail);
         Assert.Equal(3, (await client.SearchAsync(new SearchRequest { CaseId = fixture.Records[0].Key, K = 3 })).Neighbours.Count);
     }
+
+    [Fact]
+    public async Task An_embedding_naming_another_model_is_refused_as_not_comparable_and_the_server_keeps_serving()
+    {
+        var target = fixture.Records[7];
+        const string other = "other-model@0123456789ab";
+        await using var server = await RunningServer.StartAsync(fixture.Data, page: true);
+        using var channel = GrpcChannel.ForAddress(server.Address);
+        var client = new SearchService.SearchServiceClient(channel);
+        SearchRequest Query(string modelId) => new() { Embedding = new Protocol.V1.Embedding { Values = { target.Embedding }, ModelId = modelId }, K = 3 };
+
+        // The collection's own model id (as Stats and every response report it) searches as an unnamed vector does.
+        string modelId = (await new CollectionService.CollectionServiceClient(channel).StatsAsync(new StatsRequest())).ModelId;
+        Assert.Equal(target.ModelId, modelId);
+        var named = await client.SearchAsync(Query(modelId));
+        Assert.Equal(target.Key, named.Neighbours[0].Key);
+        Assert.Equal(modelId, named.ModelId);
+
+        var refused = await Assert.ThrowsAsync<RpcException>(async () => await client.SearchAsync(Query(other)));
+        Assert.Equal(StatusCode.FailedPrecondition, refused.StatusCode);
+        Assert.StartsWith("embedding.model_id: ", refused.Status.Detail);
+        Assert.Contains(other, refused.Status.Detail);
+        Assert.Contains(modelId, refused.Status.Detail);
+        Assert.Contains("not comparable", refused.Status.Detail);
+
+        var classify = await Assert.ThrowsAsync<RpcException>(async () => await client.ClassifyAsync(new ClassifyRequest { Search = Query(other) }));
+        Assert.Equal(StatusCode.FailedPrecondition, classify.StatusCode);
+        Assert.StartsWith("search.embedding.model_id: ", classify.Status.Detail);
+        Assert.Contains(other, classify.Status.Detail);
+        Assert.Contains(modelId, classify.Status.Detail);
+
+        // Served afterwards; an empty model id is not checked, so clients that never set it keep working.
+        var unnamed = await client.SearchAsync(Query(""));
+        Assert.Equal(named.Neighbours.Select(n => n.Key), unnamed.Neighbours.Select(n => n.Key));
+        Assert.Equal(3, (await client.ClassifyAsync(new ClassifyRequest { Search = Query(modelId) })).Neighbours.Count);
+
+        // JSON transcoding: the field is `modelId`.
+        using var http = new HttpClient { BaseAddress = new Uri(server.PageAddress) };
+        async Task<HttpResponseMessage> Json(string id) => await http.PostAsync("/v1/search", new StringContent(
+            System.Text.Json.JsonSerializer.Serialize(new { embedding = new { values = target.Embedding, modelId = id }, k = 3 }),
+            System.Text.Encoding.UTF8, "application/json"));
+        using (var ok = await Json(modelId))
+        {
+            Assert.Equal(System.Net.HttpStatusCode.OK, ok.StatusCode);
+            using var json = System.Text.Json.JsonDocument.Parse(await ok.Content.ReadAsStringAsync());
+            Assert.Equal(target.Key, json.RootElement.GetProperty("neighbours")[0].GetProperty("key").GetString());
+        }
+        using (var wrong = await Json(other))
+        {
+            Assert.Equal(System.Net.HttpStatusCode.BadRequest, wrong.StatusCode);
+            Assert.Contains("embedding.model_id", await wrong.Content.ReadAsStringAsync());
+        }
+    }
 }
