@@ -30,8 +30,13 @@ if [ ${#extra[@]} -gt 0 ]; then
   LD_LIBRARY_PATH="$(IFS=:; echo "${extra[*]}")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   export LD_LIBRARY_PATH
 fi
+# The cache and the listing are read whole, not piped into grep -q: grep -q stops at the first match, the writer
+# can then die of SIGPIPE, and under pipefail that would fail the test and warn about a library that is there.
+cache="$(ldconfig -p 2>/dev/null || true)"
 for lib in libcudart.so.13 libcublas.so.13 libcudnn.so.9; do
-  if ! ldconfig -p | grep -q "$lib" && ! { [ -n "${LD_LIBRARY_PATH:-}" ] && find ${LD_LIBRARY_PATH//:/ } -maxdepth 1 -name "$lib*" 2>/dev/null | grep -q .; }; then
+  found=""
+  [ -n "${LD_LIBRARY_PATH:-}" ] && found="$(find ${LD_LIBRARY_PATH//:/ } -maxdepth 1 -name "$lib*" 2>/dev/null || true)"
+  if [[ "$cache" != *"$lib"* ]] && [ -z "$found" ]; then
     echo "gpu.sh: warning: $lib not found; ONNX Runtime's CUDA provider will fail to load (CUDA 13 and cuDNN 9 are needed)" >&2
   fi
 done

@@ -56,7 +56,8 @@ public static class EncoderArguments
         }
         catch (FormatException e)
         {
-            throw new UsageException($"{Device} (or ${CollectionOptions.DeviceEnvironmentVariable}): {e.Message}");
+            // FromSettings names $MEDSEARCH_DEVICE itself when the value came from there.
+            throw new UsageException(line.Get(Device) is null ? e.Message : $"{Device}: {e.Message}");
         }
     }
 

@@ -26,6 +26,13 @@ public sealed record EncoderOptions
     public int MaxBatchSize { get; init; } = 32;
 
     /// <summary>
+    /// Test seam: <see cref="EncoderDevice.Auto"/> goes straight to ONNX Runtime's CUDA provider without first
+    /// checking for the NVIDIA driver, so that a machine without one exercises the fall-back from a CUDA provider
+    /// that fails to load. Never set by the product.
+    /// </summary>
+    internal bool SkipDriverProbe { get; init; }
+
+    /// <summary>
     /// These options on the device a <c>--device</c> value names: <c>auto</c>, <c>cpu</c>, <c>cuda</c> (device 0)
     /// or <c>cuda:N</c>; case-insensitive.
     /// </summary>

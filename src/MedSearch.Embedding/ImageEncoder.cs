@@ -230,7 +230,7 @@ public sealed class ImageEncoder : IDisposable
         string? fallbackReason = null;
         // Without the driver, ONNX Runtime's CUDA provider fails only after loading ~300 MB of libraries and
         // logging an error of its own; the driver library tells the same thing cheaply and quietly.
-        if (options.Device == EncoderDevice.Auto && !NvidiaDriverPresent())
+        if (options.Device == EncoderDevice.Auto && !options.SkipDriverProbe && !NvidiaDriverPresent())
             fallbackReason = "CUDA unavailable: no NVIDIA driver found (libcuda.so.1 cannot be loaded); using the CPU";
         else if (options.Device is EncoderDevice.Auto or EncoderDevice.Cuda)
         {
@@ -252,7 +252,7 @@ public sealed class ImageEncoder : IDisposable
         return (NewSession(onnxPath, options, cuda: false), EncoderDevice.Cpu, fallbackReason);
     }
 
-    private static bool NvidiaDriverPresent()
+    internal static bool NvidiaDriverPresent()
     {
         if (!System.Runtime.InteropServices.NativeLibrary.TryLoad("libcuda.so.1", out var handle)) return false;
         System.Runtime.InteropServices.NativeLibrary.Free(handle);

@@ -58,12 +58,24 @@ public sealed record CollectionOptions
     /// values, null when not given) win, then $MEDSEARCH_MODEL and $MEDSEARCH_DEVICE, then the built-in model on
     /// <see cref="EncoderDevice.Auto"/>.
     /// </summary>
-    /// <exception cref="FormatException">The device is not auto, cpu, cuda or cuda:N; the message quotes it.</exception>
+    /// <exception cref="FormatException">
+    /// The device is not auto, cpu, cuda or cuda:N; the message quotes it, and names $MEDSEARCH_DEVICE when it came from there.
+    /// </exception>
     public static CollectionOptions FromSettings(string? model, string? device, EncoderOptions? encoder = null, Pooling? pooling = null,
         int? slicesPerSeries = null)
     {
         encoder ??= new EncoderOptions();
-        if (Setting.From(device, DeviceEnvironmentVariable) is { } chosen) encoder = encoder.WithDevice(chosen);
+        if (Setting.From(device, DeviceEnvironmentVariable) is { } chosen)
+        {
+            try
+            {
+                encoder = encoder.WithDevice(chosen);
+            }
+            catch (FormatException e) when (string.IsNullOrWhiteSpace(device))
+            {
+                throw new FormatException($"${DeviceEnvironmentVariable}: {e.Message}", e);
+            }
+        }
         return new CollectionOptions
         {
             Encoder = encoder, ModelPath = Setting.From(model, ModelEnvironmentVariable), Pooling = pooling, SlicesPerSeries = slicesPerSeries,
