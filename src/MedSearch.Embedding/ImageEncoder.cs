@@ -240,8 +240,8 @@ public sealed class ImageEncoder : IDisposable
             }
             catch (Exception ex) when (ex is OnnxRuntimeException or EntryPointNotFoundException or DllNotFoundException)
             {
-                // ONNX Runtime's exception only says "Failed to load shared library"; the missing library's name
-                // goes to its own log, so the hint names what the provider links against.
+                // When the provider library itself loads, the library it then fails on (cuDNN, a driver call) is
+                // named only in ONNX Runtime's own log, so the hint names everything the provider links against.
                 var reason = $"CUDA device {options.DeviceId} cannot be used by ONNX Runtime: {ex.Message} " +
                              "(its CUDA provider needs an NVIDIA driver, CUDA 13 runtime and cuBLAS, and cuDNN 9 on the library path; " +
                              "ONNX Runtime's error log names the library that failed)";
