@@ -66,28 +66,43 @@ public static class IndexJob
         var root = Path.GetFullPath(options.Root);
         var labels = options.LabelsPath is null ? null : LabelsFile.Load(options.LabelsPath);
         var labelsPath = options.LabelsPath is null ? null : Path.GetFullPath(options.LabelsPath);
-        var files = EnumerateFiles(root).Where(f => f != labelsPath).ToList();
+        // Walked twice, once to count for the progress line, rather than held: a folder of any size costs its count.
+        var files = EnumerateFiles(root).Where(f => f != labelsPath);
         var summary = new IndexSummary();
         var watch = Stopwatch.StartNew();
 
-        int total = files.Count, done = 0;
+        int total = files.Count(), done = 0;
         void Report()
         {
             double rate = done / Math.Max(watch.Elapsed.TotalSeconds, 1e-3);
             progress?.Report(new IndexProgress(done, total, rate, rate > 0 ? TimeSpan.FromSeconds((total - done) / rate) : null));
         }
 
-        var results = new List<ItemResult>();
-        // Every stored or unchanged case of this run → its Study Instance UID (null when it has none).
-        var keysSeen = new Dictionary<string, string?>(StringComparer.Ordinal);
-        var awaitingCheckpoint = new List<string>();
+        // Only what the summary lists is kept per item: failures and skips, not every stored case.
+        // With a labels file, every stored or unchanged case of this run → its Study Instance UID (null when it has
+        // none), for the rows that matched nothing; and the series seen, for their problems.
+        var keysSeen = labels is null ? null : new Dictionary<string, string?>(StringComparer.Ordinal);
+        var seriesSeen = new SortedSet<string>(StringComparer.Ordinal);
+        var awaitingCheckpoint = new HashSet<string>(StringComparer.Ordinal);
         var resultsLock = new Lock();
-        void Record(ItemResult result, string? key, bool fileDone, string? study)
+        void Record(ItemResult result, string? key, bool fileDone, string? study, string? series)
         {
             lock (resultsLock)
             {
-                results.Add(result);
-                if (key is not null && keysSeen.TryAdd(key, study)) awaitingCheckpoint.Add(key);
+                switch (result.Outcome)
+                {
+                    case ItemOutcome.Indexed: summary.Indexed++; break;
+                    case ItemOutcome.Updated: summary.Updated++; break;
+                    case ItemOutcome.Unchanged: summary.Unchanged++; break;
+                    case ItemOutcome.Failed: summary.Failed.Add(result); break;
+                    case ItemOutcome.Skipped: summary.Skipped.Add(result); break;
+                }
+                if (key is not null)
+                {
+                    awaitingCheckpoint.Add(key);
+                    keysSeen?.TryAdd(key, study);
+                }
+                if (series is not null) seriesSeen.Add(series);
                 if (fileDone) done++;
             }
         }
@@ -135,18 +150,9 @@ public static class IndexJob
         summary.Pipeline = pipeline.Stats;
         Report();
 
-        foreach (var result in results.OrderBy(r => r.Path, StringComparer.Ordinal))
-        {
-            switch (result.Outcome)
-            {
-                case ItemOutcome.Indexed: summary.Indexed++; break;
-                case ItemOutcome.Updated: summary.Updated++; break;
-                case ItemOutcome.Unchanged: summary.Unchanged++; break;
-                case ItemOutcome.Failed: summary.Failed.Add(result); break;
-                case ItemOutcome.Skipped: summary.Skipped.Add(result); break;
-            }
-        }
-        if (labels is not null)
+        summary.Failed.Sort((a, b) => string.CompareOrdinal(a.Path, b.Path));
+        summary.Skipped.Sort((a, b) => string.CompareOrdinal(a.Path, b.Path));
+        if (labels is not null && keysSeen is not null)
         {
             var studiesSeen = keysSeen.Values.OfType<string>().ToHashSet(StringComparer.Ordinal);
             summary.UnmatchedLabelRows.AddRange(labels.Keys.Where(k => !keysSeen.ContainsKey(k))
@@ -154,11 +160,7 @@ public static class IndexJob
                 .Order(StringComparer.Ordinal));
             summary.WithoutLabels = keysSeen.Count(k => labels.For(k.Key, k.Value) is null);
         }
-        var series = new SortedSet<string>(StringComparer.Ordinal);
-        foreach (var key in keysSeen.Keys)
-            if (collection.TryGetCase(CaseId.FromKey(key), out var stored) && stored.Metadata.TryGetValue("series_instance_uid", out var uid))
-                series.Add(uid);
-        foreach (var uid in series)
+        foreach (var uid in seriesSeen)
             summary.SeriesProblems.AddRange(collection.VolumeProblems(VolumeLevel.Series, uid).Select(p => $"series {uid}: {p}"));
         summary.Elapsed = watch.Elapsed;
         return summary;
@@ -202,7 +204,7 @@ public static class IndexJob
             // Sniff before reading a whole file that may be a video or an archive sitting among the images.
             if (!ImageReader.ClaimsToBeImage(path) && ImageReader.Detect(ReadHead(path)) == ImageFormat.Unknown)
             {
-                report(new ItemResult(path, ItemOutcome.Skipped, $"not an image ({Extension(path)}, no PNG, JPEG or DICOM signature)"), null, true, null);
+                report(new ItemResult(path, ItemOutcome.Skipped, $"not an image ({Extension(path)}, no PNG, JPEG or DICOM signature)"), null, true, null, null);
                 return null;
             }
             (buffer, int length) = ReadPooled(path);
@@ -220,7 +222,7 @@ public static class IndexJob
         }
         catch (Exception e) when (CaseWriter.FailureOf(e) is { } failure)
         {
-            report(new ItemResult(path, failure.Outcome, failure.Reason), null, true, null);
+            report(new ItemResult(path, failure.Outcome, failure.Reason), null, true, null, null);
             return null;
         }
         finally
@@ -245,7 +247,7 @@ public static class IndexJob
         }
         catch (Exception e) when (CaseWriter.FailureOf(e) is { } failure)
         {
-            report(new ItemResult(name, failure.Outcome, failure.Reason), null, true, null);
+            report(new ItemResult(name, failure.Outcome, failure.Reason), null, true, null, null);
             return null;
         }
         float[] modelInput;
@@ -255,7 +257,7 @@ public static class IndexJob
         }
         catch (ArgumentException e)
         {
-            report(new ItemResult(name, ItemOutcome.Failed, CaseWriter.NotEmbeddable(e)), null, true, null);
+            report(new ItemResult(name, ItemOutcome.Failed, CaseWriter.NotEmbeddable(e)), null, true, null, null);
             return null;
         }
         // The frame's own row, else the instance's, else its study's: the more specific row wins.
@@ -273,14 +275,15 @@ public static class IndexJob
     private static bool IsUnchanged(Collection collection, string key, byte[] sha, LabelsFile? labels, string path,
         Report report)
     {
-        string? study = null;
+        string? study = null, series = null;
         var outcome = CaseWriter.Reuse(collection, key, sha, stored =>
         {
             study = stored.Metadata.GetValueOrDefault("study_instance_uid");
+            series = stored.Metadata.GetValueOrDefault("series_instance_uid");
             return labels?.For(key, study);
         });
         if (outcome is null) return false;
-        report(new ItemResult(path, outcome.Value, outcome == ItemOutcome.Updated ? CaseWriter.LabelsChanged : null), key, true, study);
+        report(new ItemResult(path, outcome.Value, outcome == ItemOutcome.Updated ? CaseWriter.LabelsChanged : null), key, true, study, series);
         return true;
     }
 
@@ -292,13 +295,17 @@ public static class IndexJob
         {
             var (item, last) = batch[i];
             var (outcome, reason) = CaseWriter.Store(collection, item, vectors.AsSpan(i * collection.Dimensions, collection.Dimensions), now);
-            report(new ItemResult(item.Source, outcome, reason), outcome == ItemOutcome.Failed ? null : item.Key, last,
-                item.Facts.GetValueOrDefault("study_instance_uid"));
+            bool stored = outcome != ItemOutcome.Failed;
+            report(new ItemResult(item.Source, outcome, reason), stored ? item.Key : null, last,
+                item.Facts.GetValueOrDefault("study_instance_uid"), stored ? item.Facts.GetValueOrDefault("series_instance_uid") : null);
         }
     }
 
-    /// <summary>What became of a file or frame; <paramref name="key"/> (with its case's <paramref name="study"/>) when a case holds it.</summary>
-    private delegate void Report(ItemResult result, string? key, bool fileDone, string? study);
+    /// <summary>
+    /// What became of a file or frame; <paramref name="key"/> (with its case's <paramref name="study"/> and
+    /// <paramref name="series"/>) when a case holds it.
+    /// </summary>
+    private delegate void Report(ItemResult result, string? key, bool fileDone, string? study, string? series);
 
     /// <summary>
     /// The whole file in a pooled buffer: a radiograph's file is megabytes, and a fresh array per file would cost
@@ -335,9 +342,42 @@ public static class IndexJob
     {
         if (File.Exists(root)) return IsDicomDirectory(root) ? DicomDirectoryFiles(root) : [root];
         if (!Directory.Exists(root)) throw new CollectionException($"{root} does not exist");
-        var options = new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = true, AttributesToSkip = FileAttributes.Hidden | FileAttributes.System };
-        // Sorted so that runs, progress and summaries are reproducible.
-        return Directory.EnumerateFiles(root, "*", options).Order(StringComparer.Ordinal).ToList();
+        return Walk(root);
+    }
+
+    /// <summary>A new walk on each enumeration (the job walks twice: once to count).</summary>
+    private static IEnumerable<string> Walk(string root)
+    {
+        var entered = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var file in Walk(root, entered)) yield return file;
+    }
+
+    private static readonly EnumerationOptions OneLevel = new()
+    {
+        RecurseSubdirectories = false, IgnoreInaccessible = true, AttributesToSkip = FileAttributes.Hidden | FileAttributes.System,
+    };
+
+    /// <summary>
+    /// Every file under <paramref name="folder"/> in ordinal order of the full path (so runs, progress and summaries
+    /// are reproducible), one folder's entries in memory at a time. A folder sorts as its name plus the separator,
+    /// which puts its files exactly where sorting all the full paths would. A linked folder is walked once, through
+    /// the first path that reaches it: a link back up the tree would otherwise be walked until paths grew too long,
+    /// every file indexed again under each longer path.
+    /// </summary>
+    private static IEnumerable<string> Walk(string folder, HashSet<string> entered)
+    {
+        var target = new DirectoryInfo(folder).LinkTarget is null ? Path.GetFullPath(folder) : Directory.ResolveLinkTarget(folder, returnFinalTarget: true)?.FullName;
+        if (target is null || !entered.Add(target)) yield break;
+        var entries = new List<(string SortKey, string Path, bool IsFolder)>();
+        foreach (var file in Directory.EnumerateFiles(folder, "*", OneLevel)) entries.Add((Path.GetFileName(file), file, false));
+        foreach (var sub in Directory.EnumerateDirectories(folder, "*", OneLevel))
+            entries.Add((Path.GetFileName(sub) + Path.DirectorySeparatorChar, sub, true));
+        entries.Sort((a, b) => string.CompareOrdinal(a.SortKey, b.SortKey));
+        foreach (var (_, path, isFolder) in entries)
+        {
+            if (!isFolder) yield return path;
+            else foreach (var file in Walk(path, entered)) yield return file;
+        }
     }
 
     /// <summary>A DICOMDIR given as the path to index stands for the files it references.</summary>

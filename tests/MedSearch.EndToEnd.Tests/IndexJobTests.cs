@@ -4,20 +4,64 @@ using MedSearch.Embedding;
 using MedSearch.Engine;
 using MedSearch.Imaging;
 using MedSearch.Tests.Support;
+using SkiaSharp;
 using Xunit;
 
 namespace MedSearch.EndToEnd.Tests;
 
 /// <summary>
-/// `index --frames all` on a multi-frame instance: every frame a case of its own, decoded one at a time, and a frame
-/// that cannot be decoded fails the file there without taking the frames before it.
+/// The index job on a folder: how it walks it (links included), and `--frames all` on a multi-frame instance: every
+/// frame a case of its own, decoded one at a time, and a frame that cannot be decoded fails the file there without
+/// taking the frames before it.
 /// </summary>
-public sealed class MultiFrameIndexTests : IDisposable
+public sealed class IndexJobTests : IDisposable
 {
     private const int Side = 16;
     private readonly string _root = Directory.CreateTempSubdirectory("medsearch-frames-").FullName;
 
     public void Dispose() => Directory.Delete(_root, recursive: true);
+
+    private CollectionOptions TinyModel() =>
+        new() { ModelPath = TinyConvModel.Write(Path.Combine(_root, "model")), Encoder = new EncoderOptions { Device = EncoderDevice.Cpu } };
+
+    private static void WritePng(string path, int seed)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        using var bitmap = new SKBitmap(8, 8, SKColorType.Gray8, SKAlphaType.Opaque);
+        for (int i = 0; i < 64; i++) bitmap.SetPixel(i % 8, i / 8, new SKColor((byte)(i * (seed + 1) % 256), 0, 0));
+        using var data = bitmap.Encode(SKEncodedImageFormat.Png, 100);
+        File.WriteAllBytes(path, data.ToArray());
+    }
+
+    [Fact]
+    public async Task A_folder_is_walked_once_in_path_order_through_links_that_loop()
+    {
+        var images = Path.Combine(_root, "images");
+        // "b.png" < "b/…" < "b0.png" in ordinal order of the full paths ('.' < '/' < '0').
+        string[] files = ["a.png", "b.png", Path.Combine("b", "x.png"), Path.Combine("b", "c", "y.png"), "b0.png", Path.Combine("real", "z.png")];
+        for (int i = 0; i < files.Length; i++) WritePng(Path.Combine(images, files[i]), i);
+        // A link down to a folder also reached directly, and a link from inside it back up to the top.
+        Directory.CreateSymbolicLink(Path.Combine(images, "b", "to-real"), Path.Combine(images, "real"));
+        Directory.CreateSymbolicLink(Path.Combine(images, "real", "loop"), images);
+        using var collection = Collection.Open(Path.Combine(_root, "data"), TinyModel());
+        var totals = new List<int>();
+
+        var summary = await IndexJob.RunAsync(collection, new IndexJobOptions { Root = images }, new SynchronousProgress(p => totals.Add(p.Total)));
+
+        // Each file once: z.png through the first path that reaches its folder (b/to-real sorts before real/).
+        Assert.Equal(files.Length, summary.Indexed);
+        Assert.Empty(summary.Failed);
+        Assert.All(totals, total => Assert.Equal(files.Length, total));
+        string[] expected = ["a.png", "b.png", "b/c/y.png", "b/to-real/z.png", "b/x.png", "b0.png"];
+        Assert.Equal(expected.Select(CaseId.FileKey).Order(StringComparer.Ordinal),
+            collection.Cases().Select(c => c.Key).Order(StringComparer.Ordinal));
+    }
+
+    /// <summary>Reports on the caller's thread, so that every report is in before the job returns.</summary>
+    private sealed class SynchronousProgress(Action<IndexProgress> report) : IProgress<IndexProgress>
+    {
+        public void Report(IndexProgress value) => report(value);
+    }
 
     /// <summary>One RLE Lossless frame of <see cref="Side"/>² 8-bit pixels, a gradient offset by <paramref name="offset"/>.</summary>
     private static byte[] RleFrame(int offset)
@@ -57,8 +101,7 @@ public sealed class MultiFrameIndexTests : IDisposable
         BinaryPrimitives.WriteUInt32LittleEndian(brokenFrame, 99); // an RLE header claiming 99 segments
         File.WriteAllBytes(Path.Combine(images, "cine.dcm"), MultiFrameRle("1.2.3.10", RleFrame(0), RleFrame(40), RleFrame(80), RleFrame(120)));
         File.WriteAllBytes(Path.Combine(images, "broken.dcm"), MultiFrameRle("1.2.3.11", RleFrame(0), RleFrame(60), brokenFrame, RleFrame(90)));
-        var options = new CollectionOptions { ModelPath = TinyConvModel.Write(Path.Combine(_root, "model")), Encoder = new EncoderOptions { Device = EncoderDevice.Cpu } };
-        using var collection = Collection.Open(Path.Combine(_root, "data"), options);
+        using var collection = Collection.Open(Path.Combine(_root, "data"), TinyModel());
 
         var summary = await IndexJob.RunAsync(collection, new IndexJobOptions { Root = images, Frames = FrameSelection.All, BatchSize = 2 });
 
