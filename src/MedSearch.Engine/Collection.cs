@@ -161,11 +161,8 @@ public sealed class Collection : IDisposable
     /// </summary>
     public CaseRecord UpdateLabels(string idOrKey, bool replace, IReadOnlyCollection<string> add, IReadOnlyCollection<string> remove)
     {
-        if (replace && remove.Count > 0)
-            throw new ArgumentException("remove: with replace the labels become exactly `add`; give no labels to remove", nameof(remove));
-        foreach (var label in add.Concat(remove))
-            if (CaseAnnotation.LabelProblem(label) is { } problem)
-                throw new ArgumentException(problem, nameof(add));
+        if (CaseAnnotation.LabelChangeProblem(replace, add, remove) is { } problem)
+            throw new ArgumentException(problem);
         var record = FindCase(idOrKey).Clone();
         var labels = replace ? [] : record.Labels.ToList();
         labels.RemoveAll(remove.Contains);
@@ -416,7 +413,8 @@ public sealed class Collection : IDisposable
     /// with the collection's key, never stored); or a patient hash as stored in metadata.</param>
     public IReadOnlyList<string> Delete(DeleteScope scope, string value)
     {
-        if (string.IsNullOrWhiteSpace(value)) throw new ArgumentException($"{scope}: no value given to delete by", nameof(value));
+        // The message names no field: the caller's name for the value (a request field, a command line option) goes in front.
+        if (string.IsNullOrWhiteSpace(value)) throw new ArgumentException("empty, so nothing to delete by", nameof(value));
         List<CaseRecord> victims;
         if (scope == DeleteScope.Case)
         {

@@ -5,9 +5,23 @@ namespace MedSearch.Engine;
 /// <summary>Labels and metadata for one case from labels.csv.</summary>
 public sealed record CaseAnnotation(IReadOnlyList<string> Labels, IReadOnlyDictionary<string, string> Metadata)
 {
-    /// <summary>What is wrong with a label a caller gives ("labels: ..."), or null: labels are matched exactly, so stray spaces would split one label in two.</summary>
-    public static string? LabelProblem(string label) =>
-        string.IsNullOrWhiteSpace(label) || label != label.Trim() ? $"labels: `{label}` is empty or has surrounding spaces" : null;
+    /// <summary>What is wrong with a label a caller gives ("<paramref name="field"/>: ..."), or null: labels are matched exactly, so stray spaces would split one label in two.</summary>
+    public static string? LabelProblem(string label, string field = "labels") =>
+        string.IsNullOrWhiteSpace(label) || label != label.Trim() ? $"{field}: `{label}` is empty or has surrounding spaces" : null;
+
+    /// <summary>
+    /// What is wrong with a change of a case's labels, naming the field (`add` or `remove`), or null; the checks of
+    /// <see cref="Collection.UpdateLabels"/>, for callers that must refuse a bad change before looking the case up.
+    /// </summary>
+    public static string? LabelChangeProblem(bool replace, IEnumerable<string> add, IEnumerable<string> remove)
+    {
+        if (replace && remove.Any()) return "remove: with replace the labels become exactly `add`; give no labels to remove";
+        foreach (var label in add)
+            if (LabelProblem(label, "add") is { } problem) return problem;
+        foreach (var label in remove)
+            if (LabelProblem(label, "remove") is { } problem) return problem;
+        return null;
+    }
 }
 
 /// <summary>

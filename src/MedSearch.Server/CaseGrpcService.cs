@@ -18,9 +18,8 @@ public sealed partial class CaseGrpcService(ICaseSpace space, InferenceGate infe
             DeleteRequest.SelectorOneofCase.PatientHash => (DeleteScope.PatientHash, request.PatientHash, "patient_hash"),
             _ => throw new RpcException(new Status(StatusCode.InvalidArgument, "selector: set one of case_id, series_instance_uid, study_instance_uid, patient_id, patient_hash")),
         };
-        if (string.IsNullOrWhiteSpace(value))
-            throw new RpcException(new Status(StatusCode.InvalidArgument, $"{field}: empty"));
-        var keys = await space.DeleteAsync(scope, value.Trim(), context.CancellationToken);
+        // The case space checks the value (empty is refused there); its errors come back naming the field set.
+        var keys = await Calls.RunAsync(() => space.DeleteAsync(scope, value.Trim(), context.CancellationToken), field);
         var response = new DeleteResponse { Deleted = keys.Count };
         response.Keys.Add(keys);
         return response;
@@ -38,8 +37,10 @@ public sealed partial class CaseGrpcService(ICaseSpace space, InferenceGate infe
         if (string.IsNullOrWhiteSpace(request.CaseId)) throw Calls.Invalid("case_id: empty");
         if (!request.Replace && request.Add.Count == 0 && request.Remove.Count == 0)
             throw Calls.Invalid("add: nothing to change (give labels to add or remove, or replace)");
+        // Checked here, each naming `add` or `remove`, so that what the case space refuses is only about case_id.
+        if (CaseAnnotation.LabelChangeProblem(request.Replace, request.Add, request.Remove) is { } problem) throw Calls.Invalid(problem);
         var record = await Calls.RunAsync(
-            () => space.UpdateLabelsAsync(request.CaseId, request.Replace, request.Add, request.Remove, context.CancellationToken), "labels");
+            () => space.UpdateLabelsAsync(request.CaseId, request.Replace, request.Add, request.Remove, context.CancellationToken), "case_id");
         return Calls.ToCaseInfo(record, includeEmbedding: false, includeThumbnail: false);
     }
 }

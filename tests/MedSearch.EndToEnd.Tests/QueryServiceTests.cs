@@ -1,6 +1,7 @@
 using System.Globalization;
 using Grpc.Core;
 using Grpc.Net.Client;
+using Grpc.Reflection.V1Alpha;
 using MedSearch.Engine;
 using MedSearch.Protocol.V1;
 using MedSearch.Storage.Records;
@@ -19,6 +20,8 @@ public sealed class SyntheticCollectionFixture : IAsyncLifetime
     public static readonly string[] Modalities = ["CT", "MR", "CR", "US"];
     public static readonly string[] BodyParts = ["CHEST", "HEAD", "ABDOMEN"];
     public static readonly string[] Labels = ["pneumonia", "nodule", "fracture"];
+    public static readonly string[] ViewPositions = ["PA", "AP", "LATERAL"];
+    public static readonly string[] Lateralities = ["L", "R"];
 
     public string Data { get; } = Path.Combine(Path.GetTempPath(), "medsearch-query-" + Guid.NewGuid().ToString("N")[..8]);
     public List<CaseRecord> Records { get; } = [];
@@ -27,6 +30,8 @@ public sealed class SyntheticCollectionFixture : IAsyncLifetime
     {
         using var collection = Collection.Open(Data, new CollectionOptions());
         var random = new Random(2026);
+        // A generator of its own for the view facts, so the other facts (and the tests built on them) stay as they were.
+        var views = new Random(2027);
         int dims = collection.Dimensions;
         var centres = Enumerable.Range(0, 12).Select(_ => Unit(Enumerable.Range(0, dims).Select(_ => (float)random.NextDouble() - 0.5f).ToArray())).ToArray();
         var c = CultureInfo.InvariantCulture;
@@ -54,6 +59,8 @@ public sealed class SyntheticCollectionFixture : IAsyncLifetime
             record.Metadata["study_instance_uid"] = study;
             record.Metadata["patient_hash"] = patient;
             record.Metadata["site"] = random.Next(2) == 0 ? "north" : "south";
+            record.Metadata["view_position"] = ViewPositions[views.Next(ViewPositions.Length)];
+            if (views.Next(4) > 0) record.Metadata["laterality"] = Lateralities[views.Next(Lateralities.Length)];
             foreach (var label in Labels)
                 if (random.Next(3) == 0) record.Labels.Add(label);
             collection.Put(record);
@@ -92,6 +99,7 @@ public sealed class QueryServiceTests(SyntheticCollectionFixture fixture) : ICla
         string Date(CaseRecord r) => r.Metadata["study_date"];
         bool Passes(CaseRecord r) =>
             AnyOf(f.Modalities, "modality", r) && AnyOf(f.BodyParts, "body_part", r) && AnyOf(f.Sexes, "sex", r)
+            && AnyOf(f.ViewPositions, "view_position", r) && AnyOf(f.Lateralities, "laterality", r)
             && (!f.HasMinAgeYears || Age(r) >= f.MinAgeYears) && (!f.HasMaxAgeYears || Age(r) <= f.MaxAgeYears)
             && (f.StudyDateFrom == "" || string.CompareOrdinal(Date(r), f.StudyDateFrom) >= 0)
             && (f.StudyDateTo == "" || string.CompareOrdinal(Date(r), f.StudyDateTo) <= 0)
@@ -120,7 +128,13 @@ public sealed class QueryServiceTests(SyntheticCollectionFixture fixture) : ICla
             if (random.Next(4) == 0) f.BodyParts.Add(SyntheticCollectionFixture.BodyParts[random.Next(3)]);
             if (random.Next(4) == 0) f.Sexes.Add(random.Next(2) == 0 ? "M" : "f");
             if (random.Next(4) == 0) { f.MinAgeYears = random.Next(0, 50); f.MaxAgeYears = f.MinAgeYears + random.Next(5, 60); }
-            if (random.Next(4) == 0) f.StudyDateFrom = $"{random.Next(2015, 2024)}-0{random.Next(1, 10)}-15";
+            int fromYear = 2015;
+            if (random.Next(4) == 0) f.StudyDateFrom = $"{fromYear = random.Next(2015, 2024)}-0{random.Next(1, 10)}-15";
+            // Never before the lower bound: that request is refused (A_bad_request_is_refused... covers it).
+            if (random.Next(4) == 0) f.StudyDateTo = $"{random.Next(fromYear + 1, 2026)}-{random.Next(1, 13):D2}-{random.Next(1, 29):D2}";
+            if (random.Next(4) == 0)
+                f.ViewPositions.Add(SyntheticCollectionFixture.ViewPositions.OrderBy(_ => random.Next()).Take(random.Next(1, 3)).Select(v => random.Next(2) == 0 ? v.ToLowerInvariant() : v));
+            if (random.Next(4) == 0) f.Lateralities.Add(random.Next(2) == 0 ? "L" : "r");
             if (random.Next(5) == 0) f.LabelsAny.Add(SyntheticCollectionFixture.Labels[random.Next(3)]);
             if (random.Next(5) == 0) f.LabelsAll.Add(SyntheticCollectionFixture.Labels[random.Next(3)]);
             if (random.Next(5) == 0) f.LabelsNone.Add(SyntheticCollectionFixture.Labels[random.Next(3)]);
@@ -298,6 +312,67 @@ public sealed class QueryServiceTests(SyntheticCollectionFixture fixture) : ICla
         }));
         Assert.StartsWith("temperature", temperature.Status.Detail);
         Assert.Equal(3, (await client.SearchAsync(new SearchRequest { CaseId = fixture.Records[0].Key, K = 3 })).Neighbours.Count);
+    }
+
+    [Fact]
+    public async Task Bad_relabel_and_delete_requests_name_the_request_field_and_the_server_keeps_serving()
+    {
+        var target = fixture.Records[11];
+        await using var server = await fixture.StartServerAsync();
+        using var channel = GrpcChannel.ForAddress(server.Address);
+        var cases = new CaseService.CaseServiceClient(channel);
+        async Task Refused(StatusCode code, string field, Func<Task> call)
+        {
+            var error = await Assert.ThrowsAsync<RpcException>(call);
+            Assert.Equal(code, error.StatusCode);
+            Assert.StartsWith(field + ": ", error.Status.Detail);
+        }
+
+        // UpdateLabelsRequest has case_id, add and remove: no `labels`.
+        await Refused(StatusCode.NotFound, "case_id", async () => await cases.UpdateLabelsAsync(new UpdateLabelsRequest { CaseId = "file:no/such.png", Add = { "x" } }));
+        await Refused(StatusCode.InvalidArgument, "add", async () => await cases.UpdateLabelsAsync(new UpdateLabelsRequest { CaseId = target.Key, Add = { " padded" } }));
+        await Refused(StatusCode.InvalidArgument, "remove", async () => await cases.UpdateLabelsAsync(new UpdateLabelsRequest { CaseId = target.Key, Remove = { "" } }));
+        await Refused(StatusCode.InvalidArgument, "remove", async () =>
+            await cases.UpdateLabelsAsync(new UpdateLabelsRequest { CaseId = target.Key, Replace = true, Add = { "x" }, Remove = { "nodule" } }));
+
+        // Delete: what the case space refuses comes back naming the selector that was set.
+        foreach (var (field, request) in new (string, DeleteRequest)[]
+        {
+            ("case_id", new() { CaseId = " " }), ("series_instance_uid", new() { SeriesInstanceUid = "\t" }),
+            ("study_instance_uid", new() { StudyInstanceUid = " " }), ("patient_id", new() { PatientId = "  " }), ("patient_hash", new() { PatientHash = " " }),
+        })
+            await Refused(StatusCode.InvalidArgument, field, async () => await cases.DeleteAsync(request));
+        await Refused(StatusCode.InvalidArgument, "selector", async () => await cases.DeleteAsync(new DeleteRequest()));
+        // An unknown case is no error: deleting is idempotent, and says it deleted nothing.
+        Assert.Equal(0, (await cases.DeleteAsync(new DeleteRequest { CaseId = "file:no/such.png" })).Deleted);
+
+        // Nothing was changed, and the server still serves.
+        Assert.Equal(target.Labels, (await cases.GetAsync(new GetRequest { CaseId = target.Key })).Labels);
+        Assert.Equal(SyntheticCollectionFixture.Cases, (await new CollectionService.CollectionServiceClient(channel).StatsAsync(new StatsRequest())).Cases);
+        Assert.Equal(3, (await new SearchService.SearchServiceClient(channel).SearchAsync(new SearchRequest { CaseId = target.Key, K = 3 })).Neighbours.Count);
+    }
+
+    [Fact]
+    public async Task Server_reflection_lists_the_services_and_describes_the_search_service()
+    {
+        await using var server = await fixture.StartServerAsync();
+        using var channel = GrpcChannel.ForAddress(server.Address);
+        using var call = new ServerReflection.ServerReflectionClient(channel).ServerReflectionInfo();
+        await call.RequestStream.WriteAsync(new ServerReflectionRequest { ListServices = "" });
+        Assert.True(await call.ResponseStream.MoveNext(CancellationToken.None));
+        var services = call.ResponseStream.Current.ListServicesResponse.Service.Select(s => s.Name).ToList();
+        Assert.Contains("medsearch.v1.SearchService", services);
+        Assert.Contains("medsearch.v1.CaseService", services);
+        Assert.Contains("medsearch.v1.CollectionService", services);
+
+        // A client such as grpcurl then asks for the file defining the service, to learn its methods.
+        await call.RequestStream.WriteAsync(new ServerReflectionRequest { FileContainingSymbol = "medsearch.v1.SearchService" });
+        await call.RequestStream.CompleteAsync();
+        Assert.True(await call.ResponseStream.MoveNext(CancellationToken.None));
+        var files = call.ResponseStream.Current.FileDescriptorResponse.FileDescriptorProto
+            .Select(bytes => Google.Protobuf.Reflection.FileDescriptorProto.Parser.ParseFrom(bytes)).ToList();
+        var search = Assert.Single(files.SelectMany(f => f.Service), s => s.Name == "SearchService");
+        Assert.Contains(search.Method, m => m.Name == "Search");
     }
 
     [Fact]
