@@ -348,6 +348,8 @@ public static class IndexJob
     /// <summary>A new walk on each enumeration (the job walks twice: once to count).</summary>
     private static IEnumerable<string> Walk(string root)
     {
+        // Below the top a folder that cannot be read is passed over, as a recursive walk does; the top itself must be read.
+        if (Entries(root) is null) throw new CollectionException($"{root} cannot be read (permission denied)");
         var entered = new HashSet<string>(StringComparer.Ordinal);
         foreach (var file in Walk(root, entered)) yield return file;
     }
@@ -366,18 +368,43 @@ public static class IndexJob
     /// </summary>
     private static IEnumerable<string> Walk(string folder, HashSet<string> entered)
     {
-        var target = new DirectoryInfo(folder).LinkTarget is null ? Path.GetFullPath(folder) : Directory.ResolveLinkTarget(folder, returnFinalTarget: true)?.FullName;
-        if (target is null || !entered.Add(target)) yield break;
-        var entries = new List<(string SortKey, string Path, bool IsFolder)>();
-        foreach (var file in Directory.EnumerateFiles(folder, "*", OneLevel)) entries.Add((Path.GetFileName(file), file, false));
-        foreach (var sub in Directory.EnumerateDirectories(folder, "*", OneLevel))
-            entries.Add((Path.GetFileName(sub) + Path.DirectorySeparatorChar, sub, true));
-        entries.Sort((a, b) => string.CompareOrdinal(a.SortKey, b.SortKey));
+        if (RealFolder(folder) is not { } real || !entered.Add(real) || Entries(folder) is not { } entries) yield break;
         foreach (var (_, path, isFolder) in entries)
         {
             if (!isFolder) yield return path;
             else foreach (var file in Walk(path, entered)) yield return file;
         }
+    }
+
+    /// <summary>Where a linked folder leads (its full path otherwise); null for a link that leads nowhere or in a circle.</summary>
+    private static string? RealFolder(string folder)
+    {
+        try
+        {
+            return new DirectoryInfo(folder).LinkTarget is null ? Path.GetFullPath(folder) : Directory.ResolveLinkTarget(folder, returnFinalTarget: true)?.FullName;
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>One folder's files and folders, sorted; null when it cannot be read (as a recursive walk skips it).</summary>
+    private static List<(string SortKey, string Path, bool IsFolder)>? Entries(string folder)
+    {
+        var entries = new List<(string SortKey, string Path, bool IsFolder)>();
+        try
+        {
+            foreach (var file in Directory.EnumerateFiles(folder, "*", OneLevel)) entries.Add((Path.GetFileName(file), file, false));
+            foreach (var sub in Directory.EnumerateDirectories(folder, "*", OneLevel))
+                entries.Add((Path.GetFileName(sub) + Path.DirectorySeparatorChar, sub, true));
+        }
+        catch (Exception e) when (e is UnauthorizedAccessException or DirectoryNotFoundException)
+        {
+            return null;
+        }
+        entries.Sort((a, b) => string.CompareOrdinal(a.SortKey, b.SortKey));
+        return entries;
     }
 
     /// <summary>A DICOMDIR given as the path to index stands for the files it references.</summary>
