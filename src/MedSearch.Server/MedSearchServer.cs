@@ -112,6 +112,17 @@ public static class MedSearchServer
                 context.Response.StatusCode = StatusCodes.Status404NotFound;
                 return Task.CompletedTask;
             }));
+            // gRPC bounds each message itself (MaxReceiveMessageSize, checked on the length prefix before the message is
+            // buffered) and answers RESOURCE_EXHAUSTED; Kestrel's body limit, checked as the body is read, would race it
+            // and cut an oversize call with UNKNOWN instead. So gRPC and gRPC-Web calls go by the message limit (a
+            // streamed ingest by each file's), and JSON routes, which read the whole body, keep the body limit.
+            app.Use((context, next) =>
+            {
+                if (context.Request.ContentType?.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase) == true
+                    && context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } body)
+                    body.MaxRequestBodySize = null;
+                return next(context);
+            });
             app.UseRouting();
             if (corsOrigins.Length > 0) app.UseCors();
             app.UseGrpcWeb(new GrpcWebOptions { DefaultEnabled = true });
