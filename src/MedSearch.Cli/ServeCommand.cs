@@ -14,6 +14,7 @@ public static class ServeCommand
         usage: medsearch serve [--data DIR] [--urls URLS] [--model M] [--device D] [--keys FILE]
                                [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]] [--http1-urls URLS]
                                [--metrics-urls URLS] [--audit-file FILE] [--log-format text|json] [--cors-origins LIST]
+                               [--max-request-mb N] [--max-k N] [--inference-concurrency N] [--inference-queue N]
                                [--cluster DIR [--shards N] [--silo-port P] [--gateway-port P] [--cluster-primary HOST:PORT]
                                 [--cluster-id ID]]
 
@@ -47,6 +48,18 @@ public static class ServeCommand
                                (default: $MEDSEARCH_AUDIT_FILE, else only the log category MedSearch.Audit)
           --log-format F       text (default) or json: one JSON object per log line on the console
 
+        limits (a request beyond them is refused, never an out-of-memory):
+          --max-request-mb N   largest request message, MiB, 1 to {ServerOptions.MaxRequestMbLimit}; a larger one gets RESOURCE_EXHAUSTED
+                               (default: $MEDSEARCH_MAX_REQUEST_MB, else {ServerOptions.DefaultMaxRequestMb})
+          --max-k N            largest k a search or classification may ask for, 1 to {CollectionOptions.MaxNeighboursLimit}; more is
+                               INVALID_ARGUMENT (default: $MEDSEARCH_MAX_K, else {CollectionOptions.MaxNeighboursLimit})
+          --inference-concurrency N
+                               images decoded and embedded at once, 1 to {InferenceOptions.MaxConcurrency} (default:
+                               $MEDSEARCH_INFERENCE_CONCURRENCY, else half the cores, at least 1)
+          --inference-queue N  requests that may wait for an embedding slot, 0 to {InferenceOptions.MaxQueue}; beyond that a request
+                               gets RESOURCE_EXHAUSTED with a `{InferenceGate.RetryAfterTrailer}` trailer (default:
+                               $MEDSEARCH_INFERENCE_QUEUE, else {new InferenceOptions().Queue})
+
         cluster (docs/scaling.md): instead of --data, join a sharded cluster as an Orleans silo that owns its share of
         the shards and answers the same API from all of them (queries fan out, writes go to the study's shard):
           --cluster DIR        the cluster storage, a directory every silo reaches (shared volume): cluster.json,
@@ -71,37 +84,17 @@ public static class ServeCommand
         ("--tls-key", ServerOptions.TlsKeyEnvironmentVariable),
         ("--tls-client-ca", ServerOptions.TlsClientCaEnvironmentVariable),
         ("--audit-file", ServerOptions.AuditFileEnvironmentVariable),
+        ("--max-request-mb", ServerOptions.MaxRequestMbEnvironmentVariable),
+        ("--max-k", ServerOptions.MaxKEnvironmentVariable),
+        ("--inference-concurrency", ServerOptions.InferenceConcurrencyEnvironmentVariable),
+        ("--inference-queue", ServerOptions.InferenceQueueEnvironmentVariable),
     ];
 
     public static async Task<int> RunAsync(string[] args)
     {
-        var line = CommandLine.Parse(args, Settings.Select(s => s.Option).Append(EncoderArguments.Model).Append(EncoderArguments.Device).Concat(EncoderArguments.VolumeOptions).ToHashSet(), new HashSet<string>());
+        var line = Parse(args);
         if (line.Help) { Console.Out.Write(Help); return Program.Ok; }
-        if (line.Positional.Count != 0) throw new UsageException($"takes no positional arguments, got `{line.Positional[0]}`");
-
-        string? Setting(string option) => Engine.Setting.From(line.Get(option), Settings.Single(s => s.Option == option).Environment);
-
-        var options = new ServerOptions
-        {
-            DataPath = DataDirectory.Resolve(line.Get("--data")),
-            Urls = line.Get("--urls") ?? ServerOptions.DefaultUrls,
-            Http1Urls = Setting("--http1-urls") ?? (Setting("--tls-cert") is null && line.Get("--urls") is null ? ServerOptions.DefaultPageUrls : null),
-            MetricsUrls = Setting("--metrics-urls"),
-            CorsOrigins = Setting("--cors-origins"),
-            KeysPath = Setting("--keys"),
-            TlsCertificatePath = Setting("--tls-cert"),
-            TlsKeyPath = Setting("--tls-key"),
-            TlsClientCaPath = Setting("--tls-client-ca"),
-            AuditPath = Setting("--audit-file"),
-            JsonLogs = (line.Get("--log-format") ?? "text") switch
-            {
-                "text" => false,
-                "json" => true,
-                var other => throw new UsageException($"--log-format must be text or json, got `{other}`"),
-            },
-            Collection = EncoderArguments.Options(line),
-            Cluster = ClusterOf(line),
-        };
+        var options = Options(line);
         Console.Out.WriteLine(options.Cluster is { } cluster
             ? $"cluster storage: {cluster.StoragePath}; silo port {cluster.SiloPort}, gateway port {cluster.GatewayPort}{(cluster.Primary is { } p ? $", joining {p}" : ", primary silo")}"
             : $"data directory: {options.DataPath}");
@@ -127,6 +120,65 @@ public static class ServeCommand
         return Program.Ok;
     }
 
+    /// <summary>The verb's command line: its options, checked against the ones it declares.</summary>
+    public static CommandLine Parse(string[] args) =>
+        CommandLine.Parse(args, Settings.Select(s => s.Option).Append(EncoderArguments.Model).Append(EncoderArguments.Device).Concat(EncoderArguments.VolumeOptions).ToHashSet(), new HashSet<string>());
+
+    /// <summary>The server's settings from the options, then their environment variables, then the defaults.</summary>
+    /// <exception cref="UsageException">A value that cannot work; the message names the option (and the variable it came from).</exception>
+    public static ServerOptions Options(CommandLine line)
+    {
+        if (line.Positional.Count != 0) throw new UsageException($"takes no positional arguments, got `{line.Positional[0]}`");
+
+        string? Setting(string option) => Engine.Setting.From(line.Get(option), Settings.Single(s => s.Option == option).Environment);
+        int? Number(string option, int min, int max) => ServeCommand.Number(option, line.Get(option), Settings.Single(s => s.Option == option).Environment, min, max);
+        var defaults = new InferenceOptions();
+
+        return new ServerOptions
+        {
+            DataPath = DataDirectory.Resolve(line.Get("--data")),
+            Urls = line.Get("--urls") ?? ServerOptions.DefaultUrls,
+            Http1Urls = Setting("--http1-urls") ?? (Setting("--tls-cert") is null && line.Get("--urls") is null ? ServerOptions.DefaultPageUrls : null),
+            MetricsUrls = Setting("--metrics-urls"),
+            CorsOrigins = Setting("--cors-origins"),
+            KeysPath = Setting("--keys"),
+            TlsCertificatePath = Setting("--tls-cert"),
+            TlsKeyPath = Setting("--tls-key"),
+            TlsClientCaPath = Setting("--tls-client-ca"),
+            AuditPath = Setting("--audit-file"),
+            JsonLogs = (line.Get("--log-format") ?? "text") switch
+            {
+                "text" => false,
+                "json" => true,
+                var other => throw new UsageException($"--log-format must be text or json, got `{other}`"),
+            },
+            Collection = EncoderArguments.Options(line) with
+            {
+                MaxNeighbours = Number("--max-k", 1, CollectionOptions.MaxNeighboursLimit) ?? CollectionOptions.MaxNeighboursLimit,
+            },
+            Cluster = ClusterOf(line),
+            MaxRequestBytes = (Number("--max-request-mb", 1, ServerOptions.MaxRequestMbLimit) ?? ServerOptions.DefaultMaxRequestMb) * 1024 * 1024,
+            Inference = new InferenceOptions
+            {
+                Concurrency = Number("--inference-concurrency", 1, InferenceOptions.MaxConcurrency) ?? defaults.Concurrency,
+                Queue = Number("--inference-queue", 0, InferenceOptions.MaxQueue) ?? defaults.Queue,
+            },
+        };
+    }
+
+    /// <summary>
+    /// A whole-number option from <paramref name="min"/> to <paramref name="max"/>: its value, else its environment
+    /// variable's, else null.
+    /// </summary>
+    private static int? Number(string option, string? given, string? environment, int min, int max)
+    {
+        if (Engine.Setting.From(given, environment) is not { } text) return null;
+        if (int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int value) && value >= min && value <= max)
+            return value;
+        var source = string.IsNullOrWhiteSpace(given) ? $"${environment} (for {option})" : option;
+        throw new UsageException($"{source} must be a whole number from {min} to {max}, got `{text}`");
+    }
+
     private static ClusterOptions? ClusterOf(CommandLine line)
     {
         if (line.Get("--cluster") is not { } storage)
@@ -136,12 +188,7 @@ public static class ServeCommand
             return null;
         }
         if (line.Get("--data") is not null) throw new UsageException("--data and --cluster: a cluster keeps its shards under --cluster DIR; give one of them");
-        int? Number(string option, int min, int max)
-        {
-            if (line.Get(option) is not { } text) return null;
-            return int.TryParse(text, out int value) && value >= min && value <= max ? value
-                : throw new UsageException($"{option} must be a whole number from {min} to {max}, got `{text}`");
-        }
+        int? Number(string option, int min, int max) => ServeCommand.Number(option, line.Get(option), null, min, max);
         System.Net.IPEndPoint? primary = null;
         if (line.Get("--cluster-primary") is { } endpoint)
         {

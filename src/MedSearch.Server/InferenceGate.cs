@@ -5,6 +5,12 @@ namespace MedSearch.Server;
 /// <summary>How many image embeddings run at once, and how many requests may wait for one.</summary>
 public sealed record InferenceOptions
 {
+    /// <summary>The largest --inference-concurrency: beyond this, parallel embeddings only add memory.</summary>
+    public const int MaxConcurrency = 256;
+
+    /// <summary>The largest --inference-queue: each waiting request holds its image bytes in memory.</summary>
+    public const int MaxQueue = 10_000;
+
     /// <summary>Embeddings at once: ONNX Runtime already spreads one over the cores, so more only adds memory.</summary>
     public int Concurrency { get; init; } = Math.Max(1, Environment.ProcessorCount / 2);
 

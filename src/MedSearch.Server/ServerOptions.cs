@@ -18,6 +18,15 @@ public sealed record ServerOptions
     public const string TlsClientCaEnvironmentVariable = "MEDSEARCH_TLS_CLIENT_CA";
     public const string AuditFileEnvironmentVariable = "MEDSEARCH_AUDIT_FILE";
     public const string MetricsUrlsEnvironmentVariable = "MEDSEARCH_METRICS_URLS";
+    public const string MaxRequestMbEnvironmentVariable = "MEDSEARCH_MAX_REQUEST_MB";
+    public const string MaxKEnvironmentVariable = "MEDSEARCH_MAX_K";
+    public const string InferenceConcurrencyEnvironmentVariable = "MEDSEARCH_INFERENCE_CONCURRENCY";
+    public const string InferenceQueueEnvironmentVariable = "MEDSEARCH_INFERENCE_QUEUE";
+
+    public const int DefaultMaxRequestMb = 256;
+
+    /// <summary>The largest --max-request-mb: Kestrel's and gRPC's message limits are 32-bit byte counts.</summary>
+    public const int MaxRequestMbLimit = int.MaxValue / (1024 * 1024);
 
     public required string DataPath { get; init; }
 
@@ -65,7 +74,7 @@ public sealed record ServerOptions
     public InferenceOptions Inference { get; init; } = new();
 
     /// <summary>Largest request accepted: an uncompressed multi-frame DICOM can be large, but not unbounded.</summary>
-    public int MaxRequestBytes { get; init; } = 256 * 1024 * 1024;
+    public int MaxRequestBytes { get; init; } = DefaultMaxRequestMb * 1024 * 1024;
 }
 
 /// <summary>A server setting that cannot work; the message names the option and says why.</summary>
