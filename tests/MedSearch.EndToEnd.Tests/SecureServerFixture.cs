@@ -71,11 +71,18 @@ public sealed class SecureServerFixture : IAsyncLifetime
         return data.ToArray();
     }
 
-    /// <summary>Builds and starts the real server over the fixture's collection; <paramref name="configure"/> sets the rest.</summary>
-    public async Task<SecureServer> StartAsync(Func<ServerOptions, ServerOptions>? configure = null, List<string>? log = null)
+    /// <summary>
+    /// Builds and starts the real server over the fixture's collection; <paramref name="configure"/> sets the rest, and
+    /// <paramref name="wrap"/>, when given, wraps the collection's case space (to hold a call at a known point, say).
+    /// </summary>
+    public async Task<SecureServer> StartAsync(Func<ServerOptions, ServerOptions>? configure = null, List<string>? log = null,
+        Func<ICaseSpace, ICaseSpace>? wrap = null)
     {
         var options = new ServerOptions { DataPath = Data, Urls = "http://127.0.0.1:0", Collection = _collection };
-        var app = MedSearchServer.Build(configure?.Invoke(options) ?? options, log is null ? null : log.Add);
+        options = configure?.Invoke(options) ?? options;
+        var app = wrap is null
+            ? MedSearchServer.Build(options, log is null ? null : log.Add)
+            : MedSearchServer.Build(options, wrap(new LocalCaseSpace(Collection.Open(options.DataPath, options.Collection))), log is null ? null : log.Add);
         await app.StartAsync();
         return new SecureServer(app);
     }
