@@ -28,6 +28,7 @@ public sealed class ImageEncoder : IDisposable
     private readonly string[] _inputNames;
     private readonly string[] _outputNames;
     private readonly int _maxBatch;
+    private long _runs;
 
     private ImageEncoder(ModelManifest manifest, EncoderOptions options)
     {
@@ -80,6 +81,9 @@ public sealed class ImageEncoder : IDisposable
 
     /// <summary>ONNX Runtime's name of the provider that runs the model: CUDAExecutionProvider or CPUExecutionProvider.</summary>
     public string ExecutionProvider => Device == EncoderDevice.Cuda ? "CUDAExecutionProvider" : "CPUExecutionProvider";
+
+    /// <summary>ONNX Runtime runs started so far (one per batch): what shows that cancelled work never reached the model.</summary>
+    public long Runs => Interlocked.Read(ref _runs);
 
     /// <summary>Floats one preprocessed image occupies in the model input (channels × height × width).</summary>
     public int InputLength => _preprocessor.TensorLength;
@@ -182,6 +186,7 @@ public sealed class ImageEncoder : IDisposable
     /// <summary>One ONNX Runtime run over <paramref name="count"/> preprocessed images; <paramref name="first"/> numbers them in errors.</summary>
     private void Run(Memory<float> input, int count, int first, Span<float> output)
     {
+        Interlocked.Increment(ref _runs);
         long[] shape = [count, Manifest.Channels, Manifest.InputHeight, Manifest.InputWidth];
         using (var tensor = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, input, shape))
         using (var runOptions = new RunOptions())

@@ -16,11 +16,23 @@ public sealed class LocalCaseSpace(Collection collection) : ICaseSpace, IDisposa
     public QueryReader Queries => Collection.Queries;
     public OperatingPoints OperatingPoints => Collection.OperatingPoints;
 
-    public Task<Query> StoredQueryAsync(VolumeLevel level, string idOrUid, CancellationToken cancellation) =>
-        Task.FromResult(level == VolumeLevel.Instance ? Collection.CaseQuery(idOrUid) : Collection.VolumeQuery(level, idOrUid));
+    public Task<Query> StoredQueryAsync(VolumeLevel level, string idOrUid, CancellationToken cancellation)
+    {
+        cancellation.ThrowIfCancellationRequested();
+        return Task.FromResult(level == VolumeLevel.Instance ? Collection.CaseQuery(idOrUid) : Collection.VolumeQuery(level, idOrUid));
+    }
 
-    public Task<SearchResult> SearchAsync(Query query, SearchOptions options, CancellationToken cancellation) =>
-        Task.FromResult(Collection.Search(query, options));
+    /// <summary>
+    /// The collection's search, unless <paramref name="cancellation"/> is cancelled or <see cref="SearchOptions.Deadline"/>
+    /// has passed before it starts (<see cref="OperationCanceledException"/>): one node's search cannot be partial,
+    /// and once started it is short enough to finish.
+    /// </summary>
+    public Task<SearchResult> SearchAsync(Query query, SearchOptions options, CancellationToken cancellation)
+    {
+        cancellation.ThrowIfCancellationRequested();
+        if (DateTime.UtcNow >= options.Deadline) throw new OperationCanceledException($"the deadline ({options.Deadline:O}) passed before the search started");
+        return Task.FromResult(Collection.Search(query, options));
+    }
 
     /// <summary>
     /// Stores the items one by one (cancellation stops between them), then takes one checkpoint for all, so that

@@ -27,12 +27,20 @@ public sealed class QueryReader(ImageEncoder encoder, ImageReadOptions readOptio
     /// <summary>How files are read: the same for indexing and querying, with the patient-hash key.</summary>
     public ImageReadOptions ReadOptions { get; } = readOptions;
 
-    /// <summary>Decodes and embeds a query image exactly as indexing does; its DICOM header gives the patient and study.</summary>
+    /// <summary>
+    /// Decodes and embeds a query image exactly as indexing does; its DICOM header gives the patient and study.
+    /// <paramref name="cancellation"/> (a call's deadline or its caller giving up) is looked at before the decode
+    /// and again before the embedding, the two costly steps; the embedding itself is one ONNX Runtime run, which
+    /// cannot be interrupted once started.
+    /// </summary>
     /// <exception cref="ImageDecodeException">The bytes are not a readable image; the message says why.</exception>
-    public Query Image(ReadOnlyMemory<byte> bytes, string name)
+    /// <exception cref="OperationCanceledException"><paramref name="cancellation"/> was cancelled before the decode or the embedding.</exception>
+    public Query Image(ReadOnlyMemory<byte> bytes, string name, CancellationToken cancellation = default)
     {
+        cancellation.ThrowIfCancellationRequested();
         var input = ImageReader.Read(bytes, name, ReadOptions);
         var image = input.Frames[0].Image;
+        cancellation.ThrowIfCancellationRequested();
         return new Query(Encoder.Embed(image), input.Dicom?.PatientHash, input.Dicom?.StudyInstanceUid, Image: image);
     }
 
@@ -40,15 +48,20 @@ public sealed class QueryReader(ImageEncoder encoder, ImageReadOptions readOptio
     /// DICOM files of one series (or one study) as the query, ordered, filtered, sampled, embedded and pooled as
     /// stored series are. Headers are read first and only the sampled slices are decoded, so a 1,000-slice CT
     /// costs 16 decodes. Files that cannot be read, and slices left out, are named in <paramref name="skipped"/>.
+    /// <paramref name="cancellation"/> is looked at before each file's header, each slice's decode and each series'
+    /// embedding (one ONNX Runtime run, which cannot be interrupted once started).
     /// </summary>
     /// <exception cref="ArgumentException">Too many files, no readable DICOM slice, or files of several series (studies) for one query.</exception>
-    public Query Images(VolumeLevel level, IReadOnlyList<(ReadOnlyMemory<byte> Bytes, string Name)> files, List<string> skipped)
+    /// <exception cref="OperationCanceledException"><paramref name="cancellation"/> was cancelled before the work was done.</exception>
+    public Query Images(VolumeLevel level, IReadOnlyList<(ReadOnlyMemory<byte> Bytes, string Name)> files, List<string> skipped,
+        CancellationToken cancellation = default)
     {
         if (level == VolumeLevel.Instance) throw new ArgumentException("an instance query is one image: use Image", nameof(level));
         if (files.Count > MaxQueryFiles) throw new ArgumentException($"images: {files.Count} files; a {level.Name()} query takes at most {MaxQueryFiles}");
         var headers = new List<(ReadOnlyMemory<byte> Bytes, string Name, InstanceMetadata Header)>();
         foreach (var (bytes, name) in files)
         {
+            cancellation.ThrowIfCancellationRequested();
             try
             {
                 var header = InstanceMetadata.From(DicomFile.Open(bytes, name).Dataset, ReadOptions.PatientHasher!);
@@ -77,6 +90,7 @@ public sealed class QueryReader(ImageEncoder encoder, ImageReadOptions readOptio
             var sampled = new List<(string Name, PixelImage Image)>();
             foreach (var i in VolumePooling.Sample(ordered.Count, Volumes.SlicesPerSeries))
             {
+                cancellation.ThrowIfCancellationRequested();
                 try
                 {
                     sampled.Add((ordered[i].Name, ImageReader.Read(ordered[i].Bytes, ordered[i].Name, ReadOptions).Frames[0].Image));
@@ -87,6 +101,7 @@ public sealed class QueryReader(ImageEncoder encoder, ImageReadOptions readOptio
                 }
             }
             if (sampled.Count == 0) continue;
+            cancellation.ThrowIfCancellationRequested();
             var vectors = new float[sampled.Count * Dimensions];
             Encoder.Embed(sampled.Select(s => s.Image).ToList(), vectors);
             var embeddings = Enumerable.Range(0, sampled.Count).Select(i => vectors.AsSpan(i * Dimensions, Dimensions).ToArray()).ToList();

@@ -30,7 +30,10 @@ public sealed record SearchOptions
     public bool Exact { get; init; }
     /// <summary>
     /// When the caller stops waiting (UTC). A cluster gives its shards until shortly before then and answers with
-    /// those that replied, flagged partial; a single node, whose search cannot be partial, ignores it.
+    /// those that replied, flagged partial. A single node, whose search cannot be partial, refuses to start the
+    /// index search once it has passed (<see cref="OperationCanceledException"/>); the server also cancels the
+    /// call's token at the deadline, which stops query-image decoding and embedding between steps (an ONNX Runtime
+    /// run in progress finishes). The server answers such a call DEADLINE_EXCEEDED.
     /// </summary>
     public DateTime Deadline { get; init; } = DateTime.MaxValue;
     /// <summary>

@@ -39,6 +39,26 @@ internal static class Calls
         }
     }
 
+    /// <summary>
+    /// Runs a call's handler, turning the <see cref="OperationCanceledException"/> that stopped its work into the
+    /// status the contract promises: DEADLINE_EXCEEDED once the call's deadline has passed (Grpc.AspNetCore
+    /// cancels <see cref="ServerCallContext.CancellationToken"/> then), CANCELLED when the client gave up first.
+    /// The client's own library reports the same codes; this keeps the server's logs and audit records honest.
+    /// </summary>
+    public static async Task<T> Stoppable<T>(ServerCallContext context, Func<Task<T>> handler)
+    {
+        try
+        {
+            return await handler();
+        }
+        catch (OperationCanceledException) when (context.CancellationToken.IsCancellationRequested || context.Deadline <= DateTime.UtcNow)
+        {
+            throw context.Deadline <= DateTime.UtcNow
+                ? new RpcException(new Status(StatusCode.DeadlineExceeded, "the call's deadline passed before the work was done; it was stopped"))
+                : new RpcException(new Status(StatusCode.Cancelled, "the client cancelled the call; its work was stopped"));
+        }
+    }
+
     /// <summary>The status a domain exception becomes; null for any other exception, which stays a server error.</summary>
     private static RpcException? StatusOf(Exception e, string field)
     {

@@ -23,7 +23,15 @@ public sealed partial class CaseGrpcService
     /// so STORED and UPDATED mean durable. A bad file or field costs that file alone (FAILED naming it);
     /// cancellation stops between files.
     /// </summary>
-    public override async Task Ingest(IAsyncStreamReader<IngestRequest> requestStream, IServerStreamWriter<IngestResult> responseStream,
+    public override Task Ingest(IAsyncStreamReader<IngestRequest> requestStream, IServerStreamWriter<IngestResult> responseStream,
+        ServerCallContext context) =>
+        Calls.Stoppable(context, async () =>
+        {
+            await IngestStreamAsync(requestStream, responseStream, context);
+            return true;
+        });
+
+    private async Task IngestStreamAsync(IAsyncStreamReader<IngestRequest> requestStream, IServerStreamWriter<IngestResult> responseStream,
         ServerCallContext context)
     {
         var cancellation = context.CancellationToken;

@@ -13,7 +13,13 @@ public sealed class SearchGrpcService(ICaseSpace space, InferenceGate inference)
     public const int DefaultK = 10;
     public const double DefaultTemperature = 0.1;
 
-    public override async Task<SearchResponse> Search(SearchRequest request, ServerCallContext context)
+    public override Task<SearchResponse> Search(SearchRequest request, ServerCallContext context) =>
+        Calls.Stoppable(context, () => SearchAsync(request, context));
+
+    public override Task<ClassifyResponse> Classify(ClassifyRequest request, ServerCallContext context) =>
+        Calls.Stoppable(context, () => ClassifyAsync(request, context));
+
+    private async Task<SearchResponse> SearchAsync(SearchRequest request, ServerCallContext context)
     {
         var (query, options) = await Prepare(request, "", context);
         var result = await Calls.RunAsync(() => space.SearchAsync(query, options, context.CancellationToken));
@@ -27,7 +33,7 @@ public sealed class SearchGrpcService(ICaseSpace space, InferenceGate inference)
         return response;
     }
 
-    public override async Task<ClassifyResponse> Classify(ClassifyRequest request, ServerCallContext context)
+    private async Task<ClassifyResponse> ClassifyAsync(ClassifyRequest request, ServerCallContext context)
     {
         if (request.Search is null) throw Calls.Invalid("search: the query is missing (set search.image, search.case_id or search.embedding)");
         var weighting = request.Weighting switch
@@ -111,14 +117,14 @@ public sealed class SearchGrpcService(ICaseSpace space, InferenceGate inference)
             throw Calls.Invalid($"{prefix}images.names: {set.Names.Count} names for {set.Files.Count} files (give one per file, or none)");
         var files = set.Files.Select((f, i) => (f.Memory, set.Names.Count > 0 ? set.Names[i] : $"file {i + 1}")).ToList();
         var skipped = new List<string>();
-        return await inference.RunAsync(() => Calls.Run(() => space.Queries.Images(level, files, skipped), prefix + "images"), context.CancellationToken);
+        return await inference.RunAsync(() => Calls.Run(() => space.Queries.Images(level, files, skipped, context.CancellationToken), prefix + "images"), context.CancellationToken);
     }
 
     private async Task<Query> ImageQuery(SearchRequest request, string prefix, ServerCallContext context) => request.QueryCase switch
     {
         SearchRequest.QueryOneofCase.Image when request.Image.IsEmpty => throw Calls.Invalid($"{prefix}image: empty (0 bytes)"),
         SearchRequest.QueryOneofCase.Image => await inference.RunAsync(
-            () => Calls.Run(() => space.Queries.Image(request.Image.Memory, ImageName(request)), prefix + "image"), context.CancellationToken),
+            () => Calls.Run(() => space.Queries.Image(request.Image.Memory, ImageName(request), context.CancellationToken), prefix + "image"), context.CancellationToken),
         _ => throw Calls.Invalid($"{prefix}query: set `image` (file bytes), `case_id`, `embedding` or, for a series or study, `images`"),
     };
 
