@@ -1,13 +1,16 @@
 """A MedSearch client in Python, as a hospital integrator would write one: stubs generated from our proto with
 Debian's protoc and gRPC plugin, then Stats, Search (by case, by embedding with a filter, by image), Classify
-and Ingest against a running server. Prints one JSON object per call for the calling test to check.
+and Ingest against a running server; then the same searches and a classification as plain HTTP/JSON through the
+server's JSON transcoding, with nothing but the standard library. Prints one JSON object per call for the calling
+test to check.
 
-Usage: medsearch_client.py SERVER_ADDRESS PROTO_ROOT WORK_DIR CASE_KEY
+Usage: medsearch_client.py SERVER_ADDRESS PROTO_ROOT WORK_DIR CASE_KEY HTTP_BASE_URL
 """
 import json
 import struct
 import subprocess
 import sys
+import urllib.request
 import zlib
 from pathlib import Path
 
@@ -32,7 +35,7 @@ def png(width: int, height: int, seed: int) -> bytes:
 
 
 def main() -> None:
-    address, proto_root, work, case_key = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
+    address, proto_root, work, case_key, http_base = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4], sys.argv[5]
     generate_stubs(proto_root, work)
     sys.path.insert(0, str(work))
     import grpc
@@ -41,6 +44,25 @@ def main() -> None:
 
     def say(call: str, **fields) -> None:
         print(json.dumps({"call": call, **fields}), flush=True)
+
+    def post_json(path: str, body: dict) -> dict:
+        """A plain HTTP/1.1 POST of a JSON body to a transcoded route (proto3 JSON: lowerCamelCase fields)."""
+        request = urllib.request.Request(http_base.rstrip("/") + path, data=json.dumps(body).encode("utf-8"),
+                                         headers={"Content-Type": "application/json"}, method="POST")
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.loads(response.read().decode("utf-8"))
+
+    def evidence(neighbours) -> list:
+        """Each neighbour as the vote sees it: key, similarity and labels, from a gRPC message or a JSON object."""
+        if neighbours and isinstance(neighbours[0], dict):
+            return [{"key": n["key"], "similarity": n.get("similarity", 0.0), "labels": n.get("labels", [])} for n in neighbours]
+        return [{"key": n.key, "similarity": n.similarity, "labels": list(n.labels)} for n in neighbours]
+
+    def decisions(labels) -> dict:
+        if labels and isinstance(labels[0], dict):
+            return {d["label"]: {"score": d.get("score", 0.0), "positive": d.get("positive", False), "threshold": d.get("threshold", 0.0)}
+                    for d in labels}
+        return {d.label: {"score": d.score, "positive": d.positive, "threshold": d.threshold} for d in labels}
 
     with grpc.insecure_channel(address) as channel:
         search = rpc.SearchServiceStub(channel)
@@ -59,14 +81,11 @@ def main() -> None:
         say("search_embedding", keys=[n.key for n in by_embedding.neighbours],
             similarities=[n.similarity for n in by_embedding.neighbours])
 
-        by_image = search.Search(pb.SearchRequest(image=png(64, 48, 1), image_name="gradient.png", k=4))
-        say("search_image", count=len(by_image.neighbours), model_id=by_image.model_id)
-
         decision = search.Classify(pb.ClassifyRequest(
             search=pb.SearchRequest(case_id=case_key, k=9, exclude_query_case=True),
             weighting=pb.WEIGHTING_SOFTMAX, temperature=0.05))
-        say("classify", labels={d.label: {"score": d.score, "positive": d.positive, "threshold": d.threshold} for d in decision.labels},
-            neighbours=len(decision.neighbours))
+        say("classify", weighting="softmax", temperature=0.05, labels=decisions(decision.labels),
+            neighbours=evidence(decision.neighbours))
 
         try:
             search.Search(pb.SearchRequest(case_id=case_key, k=0))
@@ -79,6 +98,24 @@ def main() -> None:
                 yield pb.IngestRequest(name=f"python/{i}.png", file=png(40 + i, 40, 10 + i), labels=["from-python"])
         results = list(cases.Ingest(files()))
         say("ingest", outcomes=[pb.IngestOutcome.Name(r.outcome) for r in results], keys=[r.key for r in results])
+
+        # The first ingested image, sent again as a query: it must find itself.
+        by_image = search.Search(pb.SearchRequest(image=png(40, 40, 10), image_name="python-0.png", k=4))
+        say("search_image", neighbours=evidence(by_image.neighbours), model_id=by_image.model_id)
+
+    # The same queries as plain HTTP/JSON through JSON transcoding: no gRPC, no stubs.
+    json_case = post_json("/v1/search", {"caseId": case_key, "k": 5, "filter": {"modalities": ["ct"]}})
+    say("json_search_case", keys=[n["key"] for n in json_case.get("neighbours", [])],
+        modalities=[n.get("metadata", {}).get("modality") for n in json_case.get("neighbours", [])])
+
+    json_embedding = post_json("/v1/search", {"embedding": {"values": list(stored.embedding)}, "k": 3})
+    say("json_search_embedding", keys=[n["key"] for n in json_embedding.get("neighbours", [])],
+        similarities=[n.get("similarity", 0.0) for n in json_embedding.get("neighbours", [])])
+
+    json_decision = post_json("/v1/classify", {"search": {"caseId": case_key, "k": 9, "excludeQueryCase": True},
+                                               "weighting": "WEIGHTING_UNIFORM"})
+    say("json_classify", weighting="uniform", labels=decisions(json_decision.get("labels", [])),
+        neighbours=evidence(json_decision.get("neighbours", [])))
 
 
 if __name__ == "__main__":
