@@ -5,6 +5,7 @@ using MedSearch.Server.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 
 namespace MedSearch.Cli;
 
@@ -95,13 +96,22 @@ public static class ServeCommand
         var line = Parse(args);
         if (line.Help) { Console.Out.Write(Help); return Program.Ok; }
         var options = Options(line);
-        Console.Out.WriteLine(options.Cluster is { } cluster
+        // With --log-format json every console line is a JSON object, the command's own start-up lines too: a log
+        // collector reading the console would otherwise meet plain text between the host's JSON lines.
+        using var jsonLogs = options.JsonLogs ? LoggerFactory.Create(logging => logging.AddJsonConsole(MedSearchServer.JsonLogFormat)) : null;
+        var serveLog = jsonLogs?.CreateLogger("MedSearch.Cli.Serve");
+        void Say(string message)
+        {
+            if (serveLog is null) Console.Out.WriteLine(message);
+            else serveLog.LogInformation("{Message}", message);
+        }
+        Say(options.Cluster is { } cluster
             ? $"cluster storage: {cluster.StoragePath}; silo port {cluster.SiloPort}, gateway port {cluster.GatewayPort}{(cluster.Primary is { } p ? $", joining {p}" : ", primary silo")}"
             : $"data directory: {options.DataPath}");
         WebApplication built;
         try
         {
-            built = MedSearchServer.Build(options, message => Console.Out.WriteLine(message));
+            built = MedSearchServer.Build(options, Say);
         }
         catch (ServerOptionsException e)
         {
@@ -111,11 +121,11 @@ public static class ServeCommand
         await app.StartAsync();
         var space = app.Services.GetRequiredService<ICaseSpace>();
         var listeners = app.Services.GetRequiredService<Listeners>();
-        Console.Out.WriteLine($"model: {space.ModelId}; {await space.CountAsync(CancellationToken.None):N0} cases; listening on {string.Join(", ", listeners.Urls(ListenerRole.Grpc).Concat(listeners.Urls(ListenerRole.Http1)))}");
+        Say($"model: {space.ModelId}; {await space.CountAsync(CancellationToken.None):N0} cases; listening on {string.Join(", ", listeners.Urls(ListenerRole.Grpc).Concat(listeners.Urls(ListenerRole.Http1)))}");
         var page = listeners.Urls(ListenerRole.Http1).Concat(options.TlsCertificatePath is null ? [] : listeners.Urls(ListenerRole.Grpc)).FirstOrDefault();
-        if (page is not null) Console.Out.WriteLine($"search page: {page}/");
+        if (page is not null) Say($"search page: {page}/");
         if (listeners.Urls(ListenerRole.Metrics) is { Count: > 0 } metrics)
-            Console.Out.WriteLine($"metrics: {string.Join(", ", metrics.Select(url => url + "/metrics"))}");
+            Say($"metrics: {string.Join(", ", metrics.Select(url => url + "/metrics"))}");
         await app.WaitForShutdownAsync();
         return Program.Ok;
     }

@@ -24,6 +24,16 @@ public static class MedSearchServer
 {
     public static WebApplication Build(ServerOptions options, Action<string>? log = null) => Build(options, log, given: null);
 
+    /// <summary>
+    /// The console's JSON lines (<see cref="ServerOptions.JsonLogs"/>): each with its UTC time; the formatter writes
+    /// no Timestamp field at all unless it is given a format.
+    /// </summary>
+    public static void JsonLogFormat(Microsoft.Extensions.Logging.Console.JsonConsoleFormatterOptions json)
+    {
+        json.UseUtcTimestamp = true;
+        json.TimestampFormat = "yyyy'-'MM'-'dd'T'HH':'mm':'ss.fff'Z'";
+    }
+
     /// <summary>Serves a case space the caller opened (a cluster client's, say); the server owns it from here.</summary>
     public static WebApplication Build(ServerOptions options, ICaseSpace space, Action<string>? log = null) => Build(options, log, space);
 
@@ -57,7 +67,7 @@ public static class MedSearchServer
             if (options.JsonLogs)
             {
                 builder.Logging.ClearProviders();
-                builder.Logging.AddJsonConsole(json => json.UseUtcTimestamp = true);
+                builder.Logging.AddJsonConsole(JsonLogFormat);
             }
             builder.WebHost.ConfigureKestrel(kestrel =>
             {

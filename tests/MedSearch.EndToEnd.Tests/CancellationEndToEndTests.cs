@@ -74,7 +74,7 @@ public sealed class CancellationEndToEndTests : IAsyncLifetime
     }
 
     /// <summary>A grey picture with structure (so that it compresses only moderately and decodes to something).</summary>
-    private static byte[] Png(int width, int height, int seed)
+    internal static byte[] Png(int width, int height, int seed)
     {
         using var bitmap = new SKBitmap(new SKImageInfo(width, height, SKColorType.Gray8, SKAlphaType.Opaque));
         var pixels = bitmap.GetPixelSpan();
@@ -92,8 +92,8 @@ public sealed class CancellationEndToEndTests : IAsyncLifetime
         Assert.Equal(_keys[1], response.Neighbours.Single().Key);
     }
 
-    /// <summary>The audit file's statuses of Search calls, waiting a little for the stopped call's handler to finish.</summary>
-    private async Task<List<string>> SearchStatusesAsync(int atLeast)
+    /// <summary>The audit file's statuses of <paramref name="method"/> calls, waiting a little for the stopped call's handler to finish.</summary>
+    private async Task<List<string>> StatusesAsync(string method, int atLeast)
     {
         for (int attempt = 0; ; attempt++)
         {
@@ -103,7 +103,7 @@ public sealed class CancellationEndToEndTests : IAsyncLifetime
             {
                 statuses = (await reader.ReadToEndAsync()).Split('\n', StringSplitOptions.RemoveEmptyEntries)
                     .Select(line => JsonDocument.Parse(line).RootElement)
-                    .Where(e => e.GetProperty("method").GetString()!.EndsWith("/Search", StringComparison.Ordinal))
+                    .Where(e => e.GetProperty("method").GetString()!.EndsWith("/" + method, StringComparison.Ordinal))
                     .Select(e => e.GetProperty("status").GetString()!).ToList();
             }
             if (statuses.Count >= atLeast || attempt == 100) return statuses;
@@ -111,23 +111,37 @@ public sealed class CancellationEndToEndTests : IAsyncLifetime
         }
     }
 
+    /// <summary>A search for the large image.</summary>
+    private Task LargeSearchAsync(CallOptions options) =>
+        Client.SearchAsync(new SearchRequest { Image = ByteString.CopyFrom(LargePng.Value), K = 1 }, options).ResponseAsync;
+
     /// <summary>
     /// Starts a search for the large image with <paramref name="options"/> (then runs <paramref name="started"/>);
     /// the client must see <paramref name="expected"/>, the server must say the same in its audit file and serve a
     /// normal search after it, and only that search may have reached the model: with one slot it runs only once the
     /// stopped one has left the slot.
     /// </summary>
-    private async Task SearchIsStoppedAsync(CallOptions options, Action started, StatusCode expected)
+    private Task SearchIsStoppedAsync(CallOptions options, Action started, StatusCode expected) =>
+        IsStoppedAsync("Search", LargeSearchAsync, options, started, expected);
+
+    /// <summary><see cref="SearchIsStoppedAsync"/> for any <paramref name="method"/> of the search service that <paramref name="call"/> makes.</summary>
+    private async Task IsStoppedAsync(string method, Func<CallOptions, Task> call, CallOptions options, Action started, StatusCode expected)
     {
         long runs = Encoder.Runs;
-        var call = Client.SearchAsync(new SearchRequest { Image = ByteString.CopyFrom(LargePng.Value), K = 1 }, options);
+        var response = call(options);
         started();
-        var e = await Assert.ThrowsAsync<RpcException>(() => call.ResponseAsync);
+        var e = await Assert.ThrowsAsync<RpcException>(() => response);
         Assert.Equal(expected, e.StatusCode);
 
         await NormalSearchAsync();
         Assert.Equal(runs + 1, Encoder.Runs);
-        Assert.Equal([expected.ToString(), "OK", "OK"], (await SearchStatusesAsync(3)).Order());
+        if (method == "Search")
+        {
+            Assert.Equal([expected.ToString(), "OK", "OK"], (await StatusesAsync("Search", 3)).Order());
+            return;
+        }
+        Assert.Equal([expected.ToString()], await StatusesAsync(method, 1));
+        Assert.Equal(["OK", "OK"], await StatusesAsync("Search", 2));
     }
 
     [Fact]
@@ -139,6 +153,33 @@ public sealed class CancellationEndToEndTests : IAsyncLifetime
     {
         using var cancel = new CancellationTokenSource();
         await SearchIsStoppedAsync(new CallOptions(cancellationToken: cancel.Token), () => cancel.CancelAfter(TimeSpan.FromMilliseconds(150)), StatusCode.Cancelled);
+    }
+
+    [Fact]
+    public Task A_classify_past_its_deadline_is_DEADLINE_EXCEEDED_never_reaches_the_model_and_the_server_serves_on() =>
+        IsStoppedAsync("Classify",
+            options => Client.ClassifyAsync(new ClassifyRequest { Search = new SearchRequest { Image = ByteString.CopyFrom(LargePng.Value), K = 1 } }, options).ResponseAsync,
+            new CallOptions(deadline: DateTime.UtcNow.AddMilliseconds(150)), () => { }, StatusCode.DeadlineExceeded);
+
+    [Fact]
+    public async Task An_ingest_its_client_cancels_after_the_first_file_is_CANCELLED_and_the_server_serves_on()
+    {
+        using var cancel = new CancellationTokenSource();
+        using var call = new CaseService.CaseServiceClient(_channel).Ingest(cancellationToken: cancel.Token);
+        await call.RequestStream.WriteAsync(new IngestRequest { Name = "new/0.png", File = ByteString.CopyFrom(Png(64, 64, seed: 9)) });
+        // Well inside the wait for more files before the first is stored (CaseGrpcService.IngestResultWait).
+        cancel.CancelAfter(TimeSpan.FromMilliseconds(150));
+        var e = await Assert.ThrowsAsync<RpcException>(async () =>
+        {
+            while (await call.ResponseStream.MoveNext(CancellationToken.None)) { }
+        });
+        Assert.Equal(StatusCode.Cancelled, e.StatusCode);
+
+        Assert.Equal(["Cancelled"], await StatusesAsync("Ingest", 1));
+        // Its handler has finished: it stopped waiting for more files, so the one it had was never stored.
+        Assert.Equal(_stored.Count, await Space.CountAsync(CancellationToken.None));
+        await NormalSearchAsync();
+        Assert.Equal(["OK", "OK"], await StatusesAsync("Search", 2));
     }
 
     [Fact]
