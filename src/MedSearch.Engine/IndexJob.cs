@@ -354,9 +354,11 @@ public static class IndexJob
         foreach (var file in Walk(root, entered)) yield return file;
     }
 
+    // Not IgnoreInaccessible: it also hides a folder that cannot be listed, which Entries must see to pass it over
+    // (or, at the top, to refuse the run).
     private static readonly EnumerationOptions OneLevel = new()
     {
-        RecurseSubdirectories = false, IgnoreInaccessible = true, AttributesToSkip = FileAttributes.Hidden | FileAttributes.System,
+        RecurseSubdirectories = false, IgnoreInaccessible = false, AttributesToSkip = FileAttributes.Hidden | FileAttributes.System,
     };
 
     /// <summary>

@@ -18,7 +18,10 @@ public sealed partial class CaseGrpcService(ICaseSpace space, InferenceGate infe
             DeleteRequest.SelectorOneofCase.PatientHash => (DeleteScope.PatientHash, request.PatientHash, "patient_hash"),
             _ => throw new RpcException(new Status(StatusCode.InvalidArgument, "selector: set one of case_id, series_instance_uid, study_instance_uid, patient_id, patient_hash")),
         };
-        // The case space checks the value (empty is refused there); its errors come back naming the field set.
+        // Refused here, at the edge, as well as in the engine: a cluster would send an empty value to every shard,
+        // and a shard's refusal reads to the gateway as a shard that did not answer (UNAVAILABLE).
+        if (string.IsNullOrWhiteSpace(value)) throw Calls.Invalid($"{field}: empty, so nothing to delete by");
+        // The case space's other errors come back naming the field set.
         var keys = await Calls.RunAsync(() => space.DeleteAsync(scope, value.Trim(), context.CancellationToken), field);
         var response = new DeleteResponse { Deleted = keys.Count };
         response.Keys.Add(keys);

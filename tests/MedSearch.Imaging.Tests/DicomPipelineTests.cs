@@ -252,6 +252,18 @@ public sealed class DicomPipelineTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void A_transfer_syntax_no_decoder_reads_is_a_decode_error_naming_it_before_any_frame()
+    {
+        var b = Window(Image(2, 2, 8, frames: 1), 128, 256);
+        b.Header(0x7FE0, 0x0010, "OB", DicomBuilder.Undefined).Item(0xE000, 0).Item(0xE000, 4).Raw([1, 2, 3, 4]).Item(0xE0DD, 0);
+        var bytes = DicomBuilder.Part10("1.2.840.10008.1.2.4.100", b.ToArray()); // MPEG2 Main Profile
+        var e = Assert.Throws<ImageDecodeException>(() => ImageReader.Open(bytes, "mpeg.dcm"));
+        Assert.Equal("mpeg.dcm", e.Source);
+        Assert.Contains("1.2.840.10008.1.2.4.100", e.Reason);
+        Assert.Throws<ImageDecodeException>(() => ImageReader.Read(bytes, "mpeg.dcm"));
+    }
+
+    [Fact]
     public void Enhanced_multi_frame_uses_each_frames_pixel_value_transformation()
     {
         // Stored 50 everywhere. Shared functional groups: window 128/256 (identity). Per frame: intercept 0, intercept

@@ -35,6 +35,11 @@ internal static class DicomImageReader
         {
             throw new ImageDecodeException(source, e.Reason, e);
         }
+        catch (CodecException e)
+        {
+            // A compressed transfer syntax no decoder here reads is known from the header, before any frame.
+            throw new ImageDecodeException(source, e.Message, e);
+        }
     }
 
     private static DecodedFrame DecodeFrame(string source, int index, DicomPixelData pixels, IFrameDecoder? decoder, FrameFormat format,
