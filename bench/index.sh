@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Index and store benchmark of issue 5: MedSearch's HNSW index (F32, F16, I8, filtered search) side by side with
-# Debian's python3-hnswlib on the same 100k x 512 clustered vectors and parameters (M 16, ef construction 128),
+# Debian's python3-hnswlib on the same 100k x 512 clustered vectors and parameters (M 16, ef construction 256, the
+# defaults), I8 graphs of other M and ef construction against search expansion (where the defaults come from),
 # then the FASTER case store at 100k and 1M cases. Figures go to bench/RESULTS.md by hand; the report lands in
-# bench/out/index/report.md. Takes about 20 minutes on 2 cores (plus ~1 minute to generate the vectors once);
+# bench/out/index/report.md. Takes about 30 minutes on 2 cores (plus ~1 minute to generate the vectors once);
 # needs ~5 GB of disk under bench/out.
 #   bench/index.sh [--threads N] [--skip-store]
 set -euo pipefail
@@ -37,6 +38,8 @@ report="$out/report.md"
   # One after the other, never at once: both are timed on the same cores.
   /usr/bin/python3 bench/index_hnswlib.py "$out" --threads "$threads" > "$out/hnswlib.md"
   "${bench[@]}" index "$out" --threads "$threads"
+  echo
+  "${bench[@]}" sweep "$out" --threads "$threads" --graphs 16:128,16:256,16:384,24:128,32:128 --ef 24,32,40,48,64
   if [[ $skip_store == 0 ]]; then
     echo
     "${bench[@]}" store "$out" --count 100000 --threads "$threads" --header

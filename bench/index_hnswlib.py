@@ -14,7 +14,7 @@ import hnswlib
 import numpy as np
 
 M = 16
-EF_CONSTRUCTION = 128
+EF_CONSTRUCTION = 256
 EXPANSIONS = [16, 24, 32, 48, 64, 128, 256]
 K = 10
 

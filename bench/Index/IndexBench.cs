@@ -38,18 +38,7 @@ internal static class IndexBench
         {
             var options = defaults with { Quantization = quantization, Threads = threads };
             var path = Path.Combine(directory, $"index-{quantization}.usearch");
-            double buildSeconds;
-            long memory;
-            string simd;
-            using (var index = HnswIndex.Create(data.Dimensions, options))
-            {
-                var watch = Stopwatch.StartNew();
-                index.AddRange(keys, data.Vectors);
-                buildSeconds = watch.Elapsed.TotalSeconds;
-                memory = index.MemoryUsage;
-                simd = index.HardwareAcceleration;
-                index.Save(path);
-            }
+            var (buildSeconds, memory, simd) = Build(path, options, keys, data);
             built[quantization] = path;
             long fileBytes = new FileInfo(path).Length;
             foreach (int ef in Expansions)
@@ -137,6 +126,47 @@ internal static class IndexBench
     /// machine is shared, so the query set runs up to three times and the fastest pass counts (the one least
     /// disturbed; the first also warms the JIT up).
     /// </summary>
+    /// <summary>
+    /// Graph parameters against search cost: I8 graphs built with each (M, ef construction), searched at several ef.
+    /// What the defaults in <see cref="HnswOptions"/> were chosen from.
+    /// </summary>
+    public static void Sweep(string directory, int threads, (int M, int EfAdd)[] graphs, int[] expansions)
+    {
+        var data = Dataset.Load(directory);
+        var truth = Npy.Read<long>(Path.Combine(directory, "truth.npy"), out _, out _);
+        var keys = new ulong[data.Count];
+        for (int i = 0; i < keys.Length; i++) keys[i] = (ulong)i;
+        Console.WriteLine($"{data.Count:N0} x {data.Dimensions} vectors, {data.QueryCount:N0} queries, k = {Dataset.K}; I8; " +
+                          $"builds on {threads} threads, searches on one; {Environment.ProcessorCount} cores, .NET {Environment.Version}");
+        Console.WriteLine();
+        Console.WriteLine("| M | ef construction | ef search | recall@10 | QPS (1 thread) | build s | memory MiB |");
+        Console.WriteLine("|---:|---:|---:|---:|---:|---:|---:|");
+        foreach (var (m, efAdd) in graphs)
+        {
+            var options = new HnswOptions { Connectivity = m, ExpansionAdd = efAdd, Threads = threads };
+            var path = Path.Combine(directory, $"sweep-M{m}-ef{efAdd}.usearch");
+            var (buildSeconds, memory, _) = Build(path, options, keys, data);
+            foreach (int ef in expansions)
+            {
+                using var index = HnswIndex.Load(path, data.Dimensions, options with { ExpansionSearch = ef });
+                var (recall, qps) = Measure(index, data, truth, null, HnswIndex.Plan.Auto);
+                Console.WriteLine($"| {m} | {efAdd} | {ef} | {recall:F4} | {qps:N0} | {buildSeconds:F1} | {memory / 1048576.0:F0} |");
+            }
+            File.Delete(path);
+        }
+    }
+
+    /// <summary>Builds an index of the data set with <paramref name="options"/> and saves it to <paramref name="path"/>.</summary>
+    private static (double BuildSeconds, long Memory, string Simd) Build(string path, HnswOptions options, ulong[] keys, Dataset data)
+    {
+        using var index = HnswIndex.Create(data.Dimensions, options);
+        var watch = Stopwatch.StartNew();
+        index.AddRange(keys, data.Vectors);
+        var result = (watch.Elapsed.TotalSeconds, index.MemoryUsage, index.HardwareAcceleration);
+        index.Save(path);
+        return result;
+    }
+
     private static (double Recall, double Qps) Measure(HnswIndex index, Dataset data, long[] truth, IKeyFilter? filter, HnswIndex.Plan plan)
     {
         var keys = new ulong[Dataset.K];

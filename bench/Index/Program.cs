@@ -5,6 +5,7 @@ using MedSearch.Index;
 //   generate DIR [--count N] [--queries N] [--dimensions N] [--seed N]   vectors, queries and exact ground truth as .npy
 //   index DIR [--threads N] [--quantization F32,F16,I8]                  recall and QPS tables (Markdown) on stdout
 //   filtered DIR [--threads N] [--quantization F32,I8]                   only the filtered-search table, on the index files an index run saved
+//   sweep DIR [--graphs 16:128,16:256,...] [--ef 24,32,...]            I8 recall and QPS per M, ef construction and ef search
 //   store DIR --count N [--threads N] [--header]                         store throughput, checkpoint, recovery, compaction
 //   collection DIR [--cases N]                                           filtered Collection.Search, candidates against predicate
 if (args.Length < 2)
@@ -38,6 +39,14 @@ switch (command)
     {
         var quantizations = (Option("--quantization") ?? "F32,I8").Split(',').Select(Enum.Parse<Quantization>).ToArray();
         IndexBench.RunFiltered(directory, threads, quantizations);
+        return 0;
+    }
+    case "sweep":
+    {
+        var graphs = (Option("--graphs") ?? "16:128,16:256,24:128,32:128").Split(',')
+            .Select(g => g.Split(':')).Select(g => (int.Parse(g[0]), int.Parse(g[1]))).ToArray();
+        var expansions = (Option("--ef") ?? "24,32,40,48,64").Split(',').Select(int.Parse).ToArray();
+        IndexBench.Sweep(directory, threads, graphs, expansions);
         return 0;
     }
     case "store":

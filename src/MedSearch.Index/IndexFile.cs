@@ -5,7 +5,7 @@ using System.Security.Cryptography;
 namespace MedSearch.Index;
 
 /// <summary>
-/// On-disk container of a saved index: a 64-byte header, then the payload: USearch's own serialization (the
+/// On-disk container of a saved index: a 128-byte header, then the payload: USearch's own serialization (the
 /// "native part") followed by whatever the index keeps beside it. USearch checks its header but not its graph,
 /// and a damaged graph can crash the process on load, so the header carries a SHA-256 of the payload and the
 /// payload's length, and a file is only handed to USearch once both match. Files are memory-mapped on both sides, so a multi-gigabyte index is never copied
@@ -13,14 +13,16 @@ namespace MedSearch.Index;
 /// </summary>
 /// <remarks>
 /// Header, little-endian: magic (8) | container version u32 | dimensions u32 | payload length u64 |
-/// SHA-256 of payload (32) | native part length u64. The header's size keeps the payload 64-byte aligned, as a
-/// memory-mapped USearch view would need. Version 1 had no native part length (the payload was USearch's alone);
-/// version 2's payload ended after the f32 vectors, without the unreachable keys.
+/// SHA-256 of payload (32) | native part length u64 | ef construction of the graph u32 | zeros. The header's size
+/// keeps the payload 64-byte aligned, as a memory-mapped USearch view would need. Version 1 had no native part length
+/// (the payload was USearch's alone); version 2's payload ended after the f32 vectors, without the unreachable keys;
+/// version 3's header was 64 bytes, without the ef construction (USearch does not keep it, and the search expansion
+/// a graph needs for a given recall depends on it).
 /// </remarks>
 internal static unsafe class IndexFile
 {
-    public const int HeaderBytes = 64;
-    private const uint Version = 3;
+    public const int HeaderBytes = 128;
+    private const uint Version = 4;
 
     // The CR LF catches files mangled by text-mode copies, as in PNG's signature.
     private static ReadOnlySpan<byte> Magic => "MSHNSW\r\n"u8;
@@ -30,13 +32,14 @@ internal static unsafe class IndexFile
 
     public delegate void PayloadWriter(byte* destination, long length);
 
-    public delegate void PayloadReader(byte* payload, long length, long nativeLength);
+    public delegate void PayloadReader(byte* payload, long length, long nativeLength, int expansionAdd);
 
     /// <summary>
     /// Creates <paramref name="path"/> (replacing it) with a payload of the given length filled by
-    /// <paramref name="write"/>, whose first <paramref name="nativeLength"/> bytes are USearch's; flushed to disk.
+    /// <paramref name="write"/>, whose first <paramref name="nativeLength"/> bytes are USearch's, a graph built with
+    /// <paramref name="expansionAdd"/>; flushed to disk.
     /// </summary>
-    public static void Write(string path, int dimensions, long nativeLength, long payloadLength, PayloadWriter write)
+    public static void Write(string path, int dimensions, int expansionAdd, long nativeLength, long payloadLength, PayloadWriter write)
     {
         using var stream = new FileStream(path, FileMode.Create, FileAccess.ReadWrite, FileShare.None);
         stream.SetLength(HeaderBytes + payloadLength);
@@ -57,6 +60,7 @@ internal static unsafe class IndexFile
                 BinaryPrimitives.WriteInt64LittleEndian(header[16..], payloadLength);
                 Hash(start + HeaderBytes, payloadLength, header.Slice(24, SHA256.HashSizeInBytes));
                 BinaryPrimitives.WriteInt64LittleEndian(header[56..], nativeLength);
+                BinaryPrimitives.WriteUInt32LittleEndian(header[64..], (uint)expansionAdd);
             }
             finally
             {
@@ -115,7 +119,10 @@ internal static unsafe class IndexFile
                 long nativeLength = BinaryPrimitives.ReadInt64LittleEndian(header[56..]);
                 if (nativeLength <= 0 || nativeLength > payloadLength)
                     throw new IndexFileException($"index file {path} is corrupt: its header puts {nativeLength} bytes of USearch graph in a {payloadLength}-byte payload");
-                read(start + HeaderBytes, payloadLength, nativeLength);
+                uint expansionAdd = BinaryPrimitives.ReadUInt32LittleEndian(header[64..]);
+                if (expansionAdd is 0 or > int.MaxValue)
+                    throw new IndexFileException($"index file {path} is corrupt: its header says the graph was built with ef construction {expansionAdd}");
+                read(start + HeaderBytes, payloadLength, nativeLength, (int)expansionAdd);
             }
             finally
             {

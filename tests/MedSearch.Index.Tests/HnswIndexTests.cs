@@ -243,6 +243,24 @@ public sealed class HnswIndexTests : IDisposable
     }
 
     [Fact]
+    public void A_graph_built_with_a_smaller_ef_construction_than_the_options_is_refused()
+    {
+        // The search expansion is tuned to the graph's quality, which USearch does not record: the file does.
+        var vectors = UnitVectors(300, seed: 20);
+        using (var index = Build(vectors, Defaults with { ExpansionAdd = 64 })) index.Save(FilePath());
+
+        var error = Assert.Throws<IndexFileException>(() => HnswIndex.Load(FilePath(), Dims, Defaults with { ExpansionAdd = 65 }));
+        Assert.Contains("built with ef construction 64; these options build with 65", error.Message);
+        using var same = HnswIndex.Load(FilePath(), Dims, Defaults with { ExpansionAdd = 64 });
+        using var lower = HnswIndex.Load(FilePath(), Dims, Defaults with { ExpansionAdd = 32 });
+        Assert.Equal(KeyOf(7), Search(lower, vectors[7], 1).Keys[0]);
+
+        // Saved again by options of less, the record falls to theirs: the nodes they add are linked with less.
+        lower.Save(FilePath("lower.usearch"));
+        Assert.Throws<IndexFileException>(() => HnswIndex.Load(FilePath("lower.usearch"), Dims, Defaults with { ExpansionAdd = 64 }));
+    }
+
+    [Fact]
     public void Missing_and_foreign_files_are_refused()
     {
         Assert.Throws<IndexFileException>(() => HnswIndex.Load(FilePath("missing.usearch"), Dims, Defaults));
