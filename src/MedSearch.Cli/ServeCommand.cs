@@ -15,7 +15,7 @@ public static class ServeCommand
         usage: medsearch serve [--data DIR] [--urls URLS] [--model M] [--device D] [--keys FILE]
                                [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]] [--http1-urls URLS]
                                [--metrics-urls URLS] [--audit-file FILE] [--log-format text|json] [--cors-origins LIST]
-                               [--max-request-mb N] [--max-k N] [--inference-concurrency N] [--inference-queue N]
+                               [--max-request-mb N] [--request-memory-mb N] [--max-k N] [--inference-concurrency N] [--inference-queue N]
                                [--cluster DIR [--shards N] [--silo-port P] [--gateway-port P] [--cluster-primary HOST:PORT]
                                 [--cluster-id ID]]
 
@@ -52,6 +52,10 @@ public static class ServeCommand
         limits (a request beyond them is refused, never an out-of-memory):
           --max-request-mb N   largest request message, MiB, 1 to {ServerOptions.MaxRequestMbLimit}; a larger one gets RESOURCE_EXHAUSTED
                                (default: $MEDSEARCH_MAX_REQUEST_MB, else {ServerOptions.DefaultMaxRequestMb})
+          --request-memory-mb N
+                               request bytes all calls may hold at once, MiB, --max-request-mb to {ServerOptions.RequestMemoryMbLimit}; a call whose message
+                               does not fit gets RESOURCE_EXHAUSTED with a `{InferenceGate.RetryAfterTrailer}` trailer (default:
+                               $MEDSEARCH_REQUEST_MEMORY_MB, else an eighth of the memory available to the server)
           --max-k N            largest k a search or classification may ask for, 1 to {CollectionOptions.MaxNeighboursLimit}; more is
                                INVALID_ARGUMENT (default: $MEDSEARCH_MAX_K, else {CollectionOptions.MaxNeighboursLimit})
           --inference-concurrency N
@@ -86,6 +90,7 @@ public static class ServeCommand
         ("--tls-client-ca", ServerOptions.TlsClientCaEnvironmentVariable),
         ("--audit-file", ServerOptions.AuditFileEnvironmentVariable),
         ("--max-request-mb", ServerOptions.MaxRequestMbEnvironmentVariable),
+        ("--request-memory-mb", ServerOptions.RequestMemoryMbEnvironmentVariable),
         ("--max-k", ServerOptions.MaxKEnvironmentVariable),
         ("--inference-concurrency", ServerOptions.InferenceConcurrencyEnvironmentVariable),
         ("--inference-queue", ServerOptions.InferenceQueueEnvironmentVariable),
@@ -168,6 +173,7 @@ public static class ServeCommand
             },
             Cluster = ClusterOf(line),
             MaxRequestBytes = (Number("--max-request-mb", 1, ServerOptions.MaxRequestMbLimit) ?? ServerOptions.DefaultMaxRequestMb) * 1024 * 1024,
+            RequestMemoryBytes = Number("--request-memory-mb", 1, ServerOptions.RequestMemoryMbLimit) * 1024L * 1024,
             Inference = new InferenceOptions
             {
                 Concurrency = Number("--inference-concurrency", 1, InferenceOptions.MaxConcurrency) ?? defaults.Concurrency,

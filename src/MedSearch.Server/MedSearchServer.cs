@@ -46,6 +46,7 @@ public static class MedSearchServer
             throw new ServerOptionsException($"--keys {keys.Path}: the file has no keys, so every call would be refused; add one with `medsearch keys add`");
         var tls = TlsSettings.Load(options);
         var listeners = Listeners.Plan(options, keys is not null, tls);
+        var requestMemory = RequestMemoryOf(options);
         log?.Invoke(keys is null
             ? "unauthenticated (no --keys): listening on loopback only"
             : $"API keys: {keys.Keys.Count} from {keys.Path}; read and write permissions enforced");
@@ -136,6 +137,7 @@ public static class MedSearchServer
             app.UseRouting();
             if (corsOrigins.Length > 0) app.UseCors();
             app.UseGrpcWeb(new GrpcWebOptions { DefaultEnabled = true });
+            app.Use(requestMemory.Meter);
             app.MapGrpcService<SearchGrpcService>();
             app.MapGrpcService<CaseGrpcService>();
             app.MapGrpcService<CollectionGrpcService>();
@@ -155,6 +157,17 @@ public static class MedSearchServer
     /// <summary>The cases this server answers from.</summary>
     private static ICaseSpace OpenSpace(ServerOptions options, Action<string>? log) =>
         new LocalCaseSpace(Collection.Open(options.DataPath, options.Collection, log));
+
+    /// <summary>The request memory budget; one that a single largest request would not fit is refused.</summary>
+    private static RequestMemory RequestMemoryOf(ServerOptions options)
+    {
+        long limit = options.RequestMemoryBytes ?? RequestMemory.DefaultLimit(options.MaxRequestBytes);
+        // The 5 bytes are gRPC's length prefix, charged with the message.
+        if (limit < options.MaxRequestBytes + 5L)
+            throw new ServerOptionsException(
+                $"--request-memory-mb {limit / (1024 * 1024)} is less than --max-request-mb {options.MaxRequestBytes / (1024 * 1024)}: a request of the largest size allowed could never be accepted");
+        return new RequestMemory(limit, options.MaxRequestBytes);
+    }
 
     /// <summary>The --cors-origins list, each an http(s) origin without path; `*` is refused.</summary>
     private static string[] CorsOriginsOf(string? text)

@@ -22,11 +22,15 @@ public sealed record ServerOptions
     public const string MaxKEnvironmentVariable = "MEDSEARCH_MAX_K";
     public const string InferenceConcurrencyEnvironmentVariable = "MEDSEARCH_INFERENCE_CONCURRENCY";
     public const string InferenceQueueEnvironmentVariable = "MEDSEARCH_INFERENCE_QUEUE";
+    public const string RequestMemoryMbEnvironmentVariable = "MEDSEARCH_REQUEST_MEMORY_MB";
 
     public const int DefaultMaxRequestMb = 256;
 
     /// <summary>The largest --max-request-mb: Kestrel's and gRPC's message limits are 32-bit byte counts.</summary>
     public const int MaxRequestMbLimit = int.MaxValue / (1024 * 1024);
+
+    /// <summary>The largest --request-memory-mb: 1 TiB.</summary>
+    public const int RequestMemoryMbLimit = 1024 * 1024;
 
     public required string DataPath { get; init; }
 
@@ -75,6 +79,12 @@ public sealed record ServerOptions
 
     /// <summary>Largest request accepted: an uncompressed multi-frame DICOM can be large, but not unbounded.</summary>
     public int MaxRequestBytes { get; init; } = DefaultMaxRequestMb * 1024 * 1024;
+
+    /// <summary>
+    /// Request bytes all calls may hold at once (see <see cref="RequestMemory"/>); null: an eighth of the memory
+    /// available to the process, and at least one largest request.
+    /// </summary>
+    public long? RequestMemoryBytes { get; init; }
 }
 
 /// <summary>A server setting that cannot work; the message names the option and says why.</summary>

@@ -96,6 +96,54 @@ public sealed class ServerLimitsTests(SecureServerFixture fixture) : IClassFixtu
         Assert.Equal(2, (await search.SearchAsync(ImageSearch())).Neighbours.Count);
     }
 
+    /// <summary>
+    /// Deterministic: a streamed ingest holds a 1.9 MiB file of a 3 MiB request memory (the server has answered for
+    /// it, so it has read it, and the stream stays open), so a 1.5 MiB search does not fit until the stream ends.
+    /// </summary>
+    [Fact]
+    public async Task A_call_beyond_the_request_memory_gets_resource_exhausted_until_the_calls_holding_it_end()
+    {
+        await using var server = await fixture.StartAsync(o => o with { MaxRequestBytes = 2 * 1024 * 1024, RequestMemoryBytes = 3 * 1024 * 1024 });
+        using var channel = GrpcChannel.ForAddress(server.Grpc);
+        var search = new SearchService.SearchServiceClient(channel);
+        // Not an image: once past the budget it is INVALID_ARGUMENT (cannot decode), so the two answers tell where it stopped.
+        var large = new SearchRequest { Image = ByteString.CopyFrom(new byte[1536 * 1024]), K = 2 };
+
+        using var ingest = new CaseService.CaseServiceClient(channel).Ingest();
+        await ingest.RequestStream.WriteAsync(new IngestRequest { Name = "large.dcm", File = ByteString.CopyFrom(new byte[1900 * 1024]) });
+        Assert.True(await ingest.ResponseStream.MoveNext().WaitAsync(Patience));
+        Assert.Equal(IngestOutcome.Failed, ingest.ResponseStream.Current.Outcome);
+
+        var refused = await Assert.ThrowsAsync<RpcException>(async () => await search.SearchAsync(large));
+        Assert.True(StatusCode.ResourceExhausted == refused.StatusCode, refused.ToString());
+        Assert.Contains("does not fit its request memory (--request-memory-mb 3;", refused.Status.Detail);
+        Assert.Equal("1000", refused.Trailers.GetValue(InferenceGate.RetryAfterTrailer));
+        // Small calls still fit beside the held file.
+        Assert.Equal(2, (await search.SearchAsync(ImageSearch())).Neighbours.Count);
+
+        await ingest.RequestStream.CompleteAsync();
+        Assert.False(await ingest.ResponseStream.MoveNext().WaitAsync(Patience));
+        var decoded = await Assert.ThrowsAsync<RpcException>(async () => await search.SearchAsync(large));
+        Assert.True(StatusCode.InvalidArgument == decoded.StatusCode, decoded.ToString());
+    }
+
+    [Fact]
+    public async Task A_long_ingest_stream_is_charged_for_the_files_it_holds_not_for_all_it_sent()
+    {
+        // 24 files of 160 KiB are 3.75 MiB, over the 3 MiB budget; the ingest holds at most 17 (2.7 MiB) at a time.
+        await using var server = await fixture.StartAsync(o => o with { MaxRequestBytes = 2 * 1024 * 1024, RequestMemoryBytes = 3 * 1024 * 1024 });
+        using var channel = GrpcChannel.ForAddress(server.Grpc);
+        using var ingest = new CaseService.CaseServiceClient(channel).Ingest();
+        const int files = 24;
+        for (int i = 0; i < files; i++)
+            await ingest.RequestStream.WriteAsync(new IngestRequest { Name = $"file-{i}.dcm", File = ByteString.CopyFrom(new byte[160 * 1024]) });
+        await ingest.RequestStream.CompleteAsync();
+
+        var outcomes = new List<IngestOutcome>();
+        while (await ingest.ResponseStream.MoveNext().WaitAsync(Patience)) outcomes.Add(ingest.ResponseStream.Current.Outcome);
+        Assert.Equal(Enumerable.Repeat(IngestOutcome.Failed, files), outcomes);
+    }
+
     /// <summary>A case space whose ingest waits for <see cref="Release"/> once inside, holding its inference slot.</summary>
     private sealed class HeldIngestSpace(ICaseSpace inner) : ICaseSpace, IDisposable
     {
@@ -137,14 +185,16 @@ public sealed class ServeLimitOptionsTests
     [Fact]
     public void The_limit_flags_set_the_server_options()
     {
-        var options = Parse("--max-request-mb", "8", "--max-k", "50", "--inference-concurrency", "3", "--inference-queue", "0");
+        var options = Parse("--max-request-mb", "8", "--request-memory-mb", "5000", "--max-k", "50", "--inference-concurrency", "3", "--inference-queue", "0");
         Assert.Equal(8 * 1024 * 1024, options.MaxRequestBytes);
+        Assert.Equal(5000L * 1024 * 1024, options.RequestMemoryBytes);
         Assert.Equal(50, options.Collection.MaxNeighbours);
         Assert.Equal(3, options.Inference.Concurrency);
         Assert.Equal(0, options.Inference.Queue);
 
         var defaults = Parse();
         Assert.Equal(ServerOptions.DefaultMaxRequestMb * 1024 * 1024, defaults.MaxRequestBytes);
+        Assert.Null(defaults.RequestMemoryBytes);
         Assert.Equal(CollectionOptions.MaxNeighboursLimit, defaults.Collection.MaxNeighbours);
         Assert.Equal(new InferenceOptions(), defaults.Inference);
     }
@@ -153,6 +203,8 @@ public sealed class ServeLimitOptionsTests
     [InlineData("--max-request-mb", "0")]
     [InlineData("--max-request-mb", "2048")]
     [InlineData("--max-request-mb", "1.5")]
+    [InlineData("--request-memory-mb", "0")]
+    [InlineData("--request-memory-mb", "1048577")]
     [InlineData("--max-k", "0")]
     [InlineData("--max-k", "1001")]
     [InlineData("--inference-concurrency", "0")]
@@ -165,6 +217,16 @@ public sealed class ServeLimitOptionsTests
         var error = Assert.Throws<UsageException>(() => Parse(flag, value));
         Assert.StartsWith($"{flag} must be a whole number from ", error.Message);
         Assert.EndsWith($"got `{value}`", error.Message);
+    }
+
+    [Fact]
+    public void A_request_memory_smaller_than_the_largest_request_is_refused_at_start_naming_both_flags()
+    {
+        var data = Path.Combine(Path.GetTempPath(), "medsearch-limits-tests", Guid.NewGuid().ToString("N"));
+        var options = Parse("--data", data, "--max-request-mb", "8", "--request-memory-mb", "7");
+        var error = Assert.Throws<ServerOptionsException>(() => MedSearchServer.Build(options));
+        Assert.Equal("--request-memory-mb 7 is less than --max-request-mb 8: a request of the largest size allowed could never be accepted", error.Message);
+        Assert.False(Directory.Exists(data), "refused before the data directory was made");
     }
 
     [Fact]
