@@ -32,7 +32,7 @@ internal static unsafe class IndexFile
 
     public delegate void PayloadWriter(byte* destination, long length);
 
-    public delegate void PayloadReader(byte* payload, long length, long nativeLength, int expansionAdd);
+    public delegate void PayloadReader(byte* payload, long length, long nativeLength);
 
     /// <summary>
     /// Creates <paramref name="path"/> (replacing it) with a payload of the given length filled by
@@ -75,8 +75,11 @@ internal static unsafe class IndexFile
     /// Checks <paramref name="path"/> and hands its verified payload to <paramref name="read"/>, which must not
     /// keep the pointer: the mapping is closed when it returns.
     /// </summary>
-    /// <exception cref="IndexFileException">The file is missing, unreadable, truncated, corrupt or has other dimensions.</exception>
-    public static void Read(string path, int dimensions, PayloadReader read)
+    /// <exception cref="IndexFileException">
+    /// The file is missing, unreadable, truncated, corrupt, has other dimensions or a graph built with an ef construction
+    /// below <paramref name="expansionAdd"/> (the search expansion chosen for that would not reach its recall on it).
+    /// </exception>
+    public static void Read(string path, int dimensions, int expansionAdd, PayloadReader read)
     {
         FileStream stream;
         try
@@ -108,6 +111,14 @@ internal static unsafe class IndexFile
                 uint stored = BinaryPrimitives.ReadUInt32LittleEndian(header[12..]);
                 if (stored != dimensions)
                     throw new IndexFileException($"index file {path} holds {stored}-dimensional vectors, expected {dimensions}");
+                // Before the checksum: a multi-gigabyte payload is not hashed only to be refused.
+                uint builtWith = BinaryPrimitives.ReadUInt32LittleEndian(header[64..]);
+                if (builtWith is 0 or > int.MaxValue)
+                    throw new IndexFileException($"index file {path} is corrupt: its header says the graph was built with ef construction {builtWith}");
+                if (builtWith < expansionAdd)
+                    throw new IndexFileException(
+                        $"index file {path} holds a graph built with ef construction {builtWith}; this index builds with {expansionAdd}, " +
+                        "and its search expansion is tuned for a graph built so");
                 long payloadLength = BinaryPrimitives.ReadInt64LittleEndian(header[16..]);
                 if (payloadLength != length - HeaderBytes)
                     throw new IndexFileException(
@@ -119,10 +130,7 @@ internal static unsafe class IndexFile
                 long nativeLength = BinaryPrimitives.ReadInt64LittleEndian(header[56..]);
                 if (nativeLength <= 0 || nativeLength > payloadLength)
                     throw new IndexFileException($"index file {path} is corrupt: its header puts {nativeLength} bytes of USearch graph in a {payloadLength}-byte payload");
-                uint expansionAdd = BinaryPrimitives.ReadUInt32LittleEndian(header[64..]);
-                if (expansionAdd is 0 or > int.MaxValue)
-                    throw new IndexFileException($"index file {path} is corrupt: its header says the graph was built with ef construction {expansionAdd}");
-                read(start + HeaderBytes, payloadLength, nativeLength, (int)expansionAdd);
+                read(start + HeaderBytes, payloadLength, nativeLength);
             }
             finally
             {

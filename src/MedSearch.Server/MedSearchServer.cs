@@ -89,6 +89,7 @@ public static class MedSearchServer
             if (cluster is not null) ClusterSilo.Join(builder, options.Cluster!, cluster, options.Collection);
             else builder.Services.AddSingleton<ICaseSpace>(_ => space!);
             builder.Services.AddSingleton(new InferenceGate(options.Inference));
+            builder.Services.AddSingleton(requestMemory);
             builder.Services.AddGrpc(grpc =>
             {
                 grpc.MaxReceiveMessageSize = options.MaxRequestBytes;
@@ -162,8 +163,7 @@ public static class MedSearchServer
     private static RequestMemory RequestMemoryOf(ServerOptions options)
     {
         long limit = options.RequestMemoryBytes ?? RequestMemory.DefaultLimit(options.MaxRequestBytes);
-        // The 5 bytes are gRPC's length prefix, charged with the message.
-        if (limit < options.MaxRequestBytes + 5L)
+        if (limit < options.MaxRequestBytes)
             throw new ServerOptionsException(
                 $"--request-memory-mb {limit / (1024 * 1024)} is less than --max-request-mb {options.MaxRequestBytes / (1024 * 1024)}: a request of the largest size allowed could never be accepted");
         return new RequestMemory(limit, options.MaxRequestBytes);

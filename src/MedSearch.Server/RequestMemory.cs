@@ -1,18 +1,22 @@
 using System.Buffers;
+using System.Globalization;
 using System.IO.Pipelines;
 using Grpc.Core;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 
 namespace MedSearch.Server;
 
 /// <summary>
 /// A bound on the request bytes all calls hold at once. --max-request-mb bounds one message; without this, enough
 /// calls uploading large images at the same time (each buffered whole by gRPC before its handler runs) would still
-/// exhaust memory. Each gRPC message is charged when its 5-byte length prefix arrives, before gRPC buffers it, and a
-/// call whose message does not fit gets RESOURCE_EXHAUSTED with a retry hint instead. A unary call's charge lasts
-/// until the call ends; a streamed ingest's covers its most recent files, as many as the ingest holds. JSON bodies
-/// (transcoded routes) are charged as they are read.
+/// exhaust memory. A gRPC call's bytes are charged as they arrive, before gRPC has buffered its message whole, and
+/// a call they do not fit gets RESOURCE_EXHAUSTED. A unary call's charge lasts until it ends; a streamed ingest's
+/// covers the files it still holds. A JSON body (transcoded routes) is charged its Content-Length before it is read,
+/// and one that does not fit gets HTTP 429. Compressed gRPC messages are refused (UNIMPLEMENTED): a few KiB of gzip
+/// can inflate to a whole message, which the bytes that arrive would not show; images are compressed already.
 /// </summary>
 public sealed class RequestMemory
 {
@@ -25,15 +29,16 @@ public sealed class RequestMemory
     // A streamed ingest keeps one group of files until it is stored, and reads the next file meanwhile.
     private const int StreamedMessagesHeld = CaseGrpcService.IngestResultGroup + 1;
 
-    private readonly long _largestMessage;
+    private readonly int _largestMessage;
+    private ILogger? _logger;
     private long _held;
 
-    /// <param name="limitBytes">The budget.</param>
-    /// <param name="maxMessageBytes">gRPC's message limit: a longer message is refused by gRPC on its prefix, unbuffered, so it is not charged.</param>
+    /// <param name="limitBytes">The budget; at least <paramref name="maxMessageBytes"/>.</param>
+    /// <param name="maxMessageBytes">gRPC's message limit and Kestrel's body limit, what one JSON body may be at most.</param>
     public RequestMemory(long limitBytes, int maxMessageBytes)
     {
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(limitBytes);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxMessageBytes);
+        ArgumentOutOfRangeException.ThrowIfLessThan(limitBytes, maxMessageBytes);
         Limit = limitBytes;
         _largestMessage = maxMessageBytes;
     }
@@ -44,21 +49,27 @@ public sealed class RequestMemory
     public long Held => Volatile.Read(ref _held);
 
     /// <summary>The default budget: an eighth of the memory this process may use (a message is held twice, buffered and parsed), never less than one largest message.</summary>
-    public static long DefaultLimit(long maxRequestBytes) =>
-        Math.Max(maxRequestBytes + PrefixBytes, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 8);
+    public static long DefaultLimit(int maxRequestBytes) => Math.Max(maxRequestBytes, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 8);
 
     /// <summary>Middleware: meters the body of every call that has one.</summary>
     public Task Meter(HttpContext context, RequestDelegate next)
     {
-        if (context.Features.Get<IRequestBodyPipeFeature>() is not { } body || HttpMethods.IsGet(context.Request.Method)) return next(context);
-        return MeterAsync(context, next, body);
+        if (HttpMethods.IsGet(context.Request.Method) || HttpMethods.IsHead(context.Request.Method)) return next(context);
+        _logger ??= context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger<RequestMemory>();
+        // After gRPC-Web's middleware, so that a grpc-web-text body is seen decoded, in gRPC's framing.
+        return context.Request.ContentType?.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase) == true
+            ? MeterGrpcAsync(context, next)
+            : MeterBodyAsync(context, next);
     }
 
-    private async Task MeterAsync(HttpContext context, RequestDelegate next, IRequestBodyPipeFeature body)
+    private async Task MeterGrpcAsync(HttpContext context, RequestDelegate next)
     {
-        // After gRPC-Web's middleware, so that a grpc-web-text body is seen decoded, in gRPC's framing.
-        bool framed = context.Request.ContentType?.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase) == true;
-        var metered = new MeteredReader(body.Reader, this, framed);
+        if (context.Features.Get<IRequestBodyPipeFeature>() is not { } body)
+        {
+            await next(context);
+            return;
+        }
+        var metered = new MeteredReader(body.Reader, this);
         // Not put back afterwards: the server resets a connection's features for its next request.
         context.Features.Set<IRequestBodyPipeFeature>(metered);
         try
@@ -68,6 +79,30 @@ public sealed class RequestMemory
         finally
         {
             metered.ReleaseAll();
+        }
+    }
+
+    /// <summary>A body read whole before it is parsed (JSON): charged all at once, up front, from its declared length.</summary>
+    private async Task MeterBodyAsync(HttpContext context, RequestDelegate next)
+    {
+        // Without a length (chunked), what Kestrel's body limit lets through.
+        long bytes = Math.Min(context.Request.ContentLength ?? _largestMessage, _largestMessage);
+        if (!TryTake(bytes))
+        {
+            string message = $"a body of {Mib(bytes)}: {Busy(0)}";
+            _logger!.LogWarning("request memory: refused {Method} {Path}: {Message}", context.Request.Method, context.Request.Path, message);
+            context.Response.StatusCode = StatusCodes.Status429TooManyRequests;
+            context.Response.Headers.RetryAfter = Math.Ceiling(RetryAfter.TotalSeconds).ToString(CultureInfo.InvariantCulture);
+            await context.Response.WriteAsync(message);
+            return;
+        }
+        try
+        {
+            await next(context);
+        }
+        finally
+        {
+            Give(bytes);
         }
     }
 
@@ -85,33 +120,61 @@ public sealed class RequestMemory
 
     private void Give(long bytes) => Interlocked.Add(ref _held, -bytes);
 
+    private string Busy(long callHolds) =>
+        $"the server is busy: its request memory is full (--request-memory-mb {Limit / (1024 * 1024)}; {Mib(Held)} held by calls in progress" +
+        $"{(callHolds > 0 ? $", {Mib(callHolds)} of it by this call" : "")}); retry in {RetryAfter.TotalMilliseconds:0} ms";
+
     private RpcException Refusal(long bytes, long callHolds)
     {
-        var trailers = new Metadata { { InferenceGate.RetryAfterTrailer, ((long)RetryAfter.TotalMilliseconds).ToString(System.Globalization.CultureInfo.InvariantCulture) } };
-        string mine = callHolds > 0 ? $", {Mib(callHolds)} of it by this call" : "";
-        return new RpcException(new Status(StatusCode.ResourceExhausted,
-            $"the server is busy: a request of {Mib(bytes)} does not fit its request memory (--request-memory-mb {Limit / (1024 * 1024)}; " +
-            $"{Mib(Held)} held by calls in progress{mine}); retry in {RetryAfter.TotalMilliseconds:0} ms"), trailers);
+        RpcException refusal;
+        if (callHolds + bytes > Limit)
+        {
+            // Retrying cannot help: the stream's own files fill the budget.
+            refusal = new RpcException(new Status(StatusCode.ResourceExhausted,
+                $"this stream's last {StreamedMessagesHeld} files ({Mib(callHolds + bytes)} with this one) do not fit the request memory " +
+                $"(--request-memory-mb {Limit / (1024 * 1024)}): send smaller files, or raise --request-memory-mb"));
+        }
+        else
+        {
+            var trailers = new Metadata { { InferenceGate.RetryAfterTrailer, ((long)RetryAfter.TotalMilliseconds).ToString(CultureInfo.InvariantCulture) } };
+            refusal = new RpcException(new Status(StatusCode.ResourceExhausted, Busy(callHolds)), trailers);
+        }
+        // Before the interceptors: the audit never sees this call.
+        _logger?.LogWarning("request memory: refused a gRPC call: {Message}", refusal.Status.Detail);
+        return refusal;
+    }
+
+    private RpcException CompressedRefusal()
+    {
+        const string message = "compressed messages are not accepted (grpc-encoding other than identity): their inflated size is only known once inflated; send them uncompressed";
+        _logger?.LogWarning("request memory: refused a gRPC call: {Message}", message);
+        return new RpcException(new Status(StatusCode.Unimplemented, message));
     }
 
     private static string Mib(long bytes) => $"{bytes / (1024.0 * 1024.0):0.#} MiB";
 
     /// <summary>
-    /// The call's body reader, charging what it reads: zero-copy, it only looks at the bytes gRPC reads anyway to find
-    /// each message's length prefix.
+    /// A gRPC call's body reader, charging what it reads: zero-copy, it only looks at the bytes gRPC reads anyway, to
+    /// tell where each message starts.
     /// </summary>
-    private sealed class MeteredReader(PipeReader inner, RequestMemory budget, bool framed) : PipeReader, IRequestBodyPipeFeature
+    private sealed class MeteredReader(PipeReader inner, RequestMemory budget) : PipeReader, IRequestBodyPipeFeature
     {
-        // The charges of the messages still held, oldest first.
-        private Queue<long>? _messages;
+        // A read may still complete after the call has ended (a handler that stopped with a read pending): charges
+        // and the final release are serialised, and nothing is charged after it.
+        private readonly Lock _lock = new();
+        private bool _released;
         private long _charged;
+        // What the message being read has been charged, and the charges of the earlier ones still held, oldest first.
+        private long _current = -1;
+        private Queue<long>? _earlier;
         private ReadOnlySequence<byte> _last;
         private long _consumed;
         private long _seen;
-        // Framing state: prefix bytes seen of the current message, its length so far, and its bytes still to come.
+        // Framing state: prefix bytes seen of the next message, its length so far, and the current message's bytes still to come.
         private int _prefixFill;
         private long _length;
         private long _messageLeft;
+        private bool _charging;
 
         public PipeReader Reader => this;
 
@@ -148,28 +211,27 @@ public sealed class RequestMemory
 
         public void ReleaseAll()
         {
-            budget.Give(_charged);
-            _charged = 0;
-            _messages?.Clear();
+            lock (_lock)
+            {
+                _released = true;
+                budget.Give(_charged);
+                _charged = 0;
+                _earlier?.Clear();
+            }
         }
 
         private ReadResult Account(ReadResult result)
         {
+            // A buffer starts where the last one was consumed; only the bytes past those already seen are new.
             _last = result.Buffer;
             long end = _consumed + result.Buffer.Length;
-            if (end > _seen)
+            if (end <= _seen) return result;
+            var fresh = result.Buffer.Slice(_seen - _consumed);
+            _seen = end;
+            lock (_lock)
             {
-                var fresh = result.Buffer.Slice(_seen - _consumed);
-                _seen = end;
-                if (framed)
-                {
-                    foreach (var segment in fresh) Frame(segment.Span);
-                }
-                else
-                {
-                    // A JSON body is read whole before it is parsed: all of it is held.
-                    Charge(fresh.Length);
-                }
+                if (_released) return result;
+                foreach (var segment in fresh) Frame(segment.Span);
             }
             return result;
         }
@@ -180,40 +242,51 @@ public sealed class RequestMemory
             {
                 if (_messageLeft > 0)
                 {
-                    int skip = (int)Math.Min(_messageLeft, data.Length);
-                    _messageLeft -= skip;
-                    data = data[skip..];
+                    int arrived = (int)Math.Min(_messageLeft, data.Length);
+                    if (_charging) Charge(arrived);
+                    _messageLeft -= arrived;
+                    data = data[arrived..];
                     continue;
                 }
                 // The first prefix byte is the compressed flag; the next four are the length.
+                if (_prefixFill == 0 && data[0] != 0) throw budget.CompressedRefusal();
                 if (_prefixFill > 0) _length = (_length << 8) | data[0];
                 _prefixFill++;
                 data = data[1..];
                 if (_prefixFill < PrefixBytes) continue;
-                if (_length <= budget._largestMessage) ChargeMessage(PrefixBytes + _length);
+                StartMessage();
+                // Longer than gRPC's limit: gRPC refuses it on the prefix, without buffering it, so bytes of it that
+                // still arrive are not held.
+                _charging = _length <= budget._largestMessage;
                 _messageLeft = _length;
                 _prefixFill = 0;
                 _length = 0;
             }
         }
 
-        private void ChargeMessage(long bytes)
+        /// <summary>A new message: the oldest one a stream no longer holds is given back.</summary>
+        private void StartMessage()
         {
-            _messages ??= new Queue<long>(1);
-            if (_messages.Count == StreamedMessagesHeld)
+            if (_current >= 0)
             {
-                long oldest = _messages.Dequeue();
-                budget.Give(oldest);
-                _charged -= oldest;
+                // A stream's second message on: a unary call never gets here, nor allocates the queue.
+                _earlier ??= new Queue<long>(StreamedMessagesHeld);
+                _earlier.Enqueue(_current);
+                if (_earlier.Count == StreamedMessagesHeld)
+                {
+                    long oldest = _earlier.Dequeue();
+                    budget.Give(oldest);
+                    _charged -= oldest;
+                }
             }
-            Charge(bytes);
-            _messages.Enqueue(bytes);
+            _current = 0;
         }
 
         private void Charge(long bytes)
         {
             if (!budget.TryTake(bytes)) throw budget.Refusal(bytes, _charged);
             _charged += bytes;
+            _current += bytes;
         }
     }
 }

@@ -152,6 +152,7 @@ public sealed class SecureServer(WebApplication app) : IAsyncDisposable
     public string Http1 => _listeners.Urls(ListenerRole.Http1).Single();
     public string Metrics => _listeners.Urls(ListenerRole.Metrics).Single();
     public IConfigurationRoot Configuration => (IConfigurationRoot)app.Configuration;
+    public RequestMemory RequestMemory => app.Services.GetRequiredService<RequestMemory>();
 
     public async ValueTask DisposeAsync()
     {

@@ -6,6 +6,9 @@ using MedSearch.Engine;
 using MedSearch.Protocol.V1;
 using MedSearch.Server;
 using MedSearch.Storage.Records;
+using System.Net;
+using System.Text;
+using System.Text.Json;
 using Xunit;
 
 namespace MedSearch.EndToEnd.Tests;
@@ -116,7 +119,8 @@ public sealed class ServerLimitsTests(SecureServerFixture fixture) : IClassFixtu
 
         var refused = await Assert.ThrowsAsync<RpcException>(async () => await search.SearchAsync(large));
         Assert.True(StatusCode.ResourceExhausted == refused.StatusCode, refused.ToString());
-        Assert.Contains("does not fit its request memory (--request-memory-mb 3;", refused.Status.Detail);
+        Assert.StartsWith("the server is busy: its request memory is full (--request-memory-mb 3; ", refused.Status.Detail);
+        Assert.Contains("by calls in progress, ", refused.Status.Detail);
         Assert.Equal("1000", refused.Trailers.GetValue(InferenceGate.RetryAfterTrailer));
         // Small calls still fit beside the held file.
         Assert.Equal(2, (await search.SearchAsync(ImageSearch())).Neighbours.Count);
@@ -125,6 +129,55 @@ public sealed class ServerLimitsTests(SecureServerFixture fixture) : IClassFixtu
         Assert.False(await ingest.ResponseStream.MoveNext().WaitAsync(Patience));
         var decoded = await Assert.ThrowsAsync<RpcException>(async () => await search.SearchAsync(large));
         Assert.True(StatusCode.InvalidArgument == decoded.StatusCode, decoded.ToString());
+        // Everything given back: the refused call's part, the stream's files, the last search's.
+        Assert.Equal(0, server.RequestMemory.Held);
+    }
+
+    [Fact]
+    public async Task A_json_body_beyond_the_request_memory_gets_http_429_with_retry_after()
+    {
+        HeldIngestSpace? held = null;
+        await using var server = await fixture.StartAsync(
+            o => o with { Http1Urls = "http://127.0.0.1:0", MaxRequestBytes = 2 * 1024 * 1024, RequestMemoryBytes = 3 * 1024 * 1024 },
+            wrap: space => held = new HeldIngestSpace(space));
+        using var channel = GrpcChannel.ForAddress(server.Grpc);
+        // A 1.9 MiB file held inside the case space's ingest (the test releases it), so the call and its charge last.
+        using var ingest = new CaseService.CaseServiceClient(channel).Ingest();
+        var file = new byte[1900 * 1024];
+        fixture.Png(2).CopyTo(file, 0);
+        await ingest.RequestStream.WriteAsync(new IngestRequest { Name = "held.png", File = ByteString.CopyFrom(file) });
+        await ingest.RequestStream.CompleteAsync();
+        await held!.Entered.Task.WaitAsync(Patience);
+
+        using var http = new HttpClient { BaseAddress = new Uri(server.Http1) };
+        var body = JsonSerializer.Serialize(new { image = Convert.ToBase64String(new byte[1024 * 1024]), k = 2 });
+        using (var refused = await http.PostAsync("/v1/search", new StringContent(body, Encoding.UTF8, "application/json")))
+        {
+            Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
+            Assert.Equal(TimeSpan.FromSeconds(1), refused.Headers.RetryAfter?.Delta);
+            Assert.StartsWith("a body of 1.3 MiB: the server is busy: its request memory is full (--request-memory-mb 3; ", await refused.Content.ReadAsStringAsync());
+        }
+
+        held.Release.SetResult();
+        while (await ingest.ResponseStream.MoveNext().WaitAsync(Patience)) { }
+        Assert.Equal(0, server.RequestMemory.Held);
+        using var decoded = await http.PostAsync("/v1/search", new StringContent(body, Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.BadRequest, decoded.StatusCode);
+        Assert.Equal(0, server.RequestMemory.Held);
+    }
+
+    [Fact]
+    public async Task A_compressed_request_is_refused_naming_the_encodings_accepted()
+    {
+        await using var server = await fixture.StartAsync();
+        using var channel = GrpcChannel.ForAddress(server.Grpc);
+        var search = new SearchService.SearchServiceClient(channel);
+        // Grpc.Net.Client compresses a request whose call names an encoding in this header.
+        var gzip = new Metadata { { "grpc-internal-encoding-request", "gzip" } };
+        var refused = await Assert.ThrowsAsync<RpcException>(async () => await search.SearchAsync(ImageSearch(), gzip));
+        Assert.True(StatusCode.Unimplemented == refused.StatusCode, refused.ToString());
+        Assert.Contains("identity", refused.Status.Detail);
+        Assert.Equal(2, (await search.SearchAsync(ImageSearch())).Neighbours.Count);
     }
 
     [Fact]

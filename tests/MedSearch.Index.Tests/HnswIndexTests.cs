@@ -250,7 +250,7 @@ public sealed class HnswIndexTests : IDisposable
         using (var index = Build(vectors, Defaults with { ExpansionAdd = 64 })) index.Save(FilePath());
 
         var error = Assert.Throws<IndexFileException>(() => HnswIndex.Load(FilePath(), Dims, Defaults with { ExpansionAdd = 65 }));
-        Assert.Contains("built with ef construction 64; these options build with 65", error.Message);
+        Assert.Contains("built with ef construction 64; this index builds with 65", error.Message);
         using var same = HnswIndex.Load(FilePath(), Dims, Defaults with { ExpansionAdd = 64 });
         using var lower = HnswIndex.Load(FilePath(), Dims, Defaults with { ExpansionAdd = 32 });
         Assert.Equal(KeyOf(7), Search(lower, vectors[7], 1).Keys[0]);
@@ -274,8 +274,8 @@ public sealed class HnswIndexTests : IDisposable
     {
         var vectors = UnitVectors(5000, seed: 18);
         var queries = UnitVectors(200, seed: 19);
-        // Uniformly random directions in 64-d have no cluster structure, the hardest case for HNSW: the
-        // default search expansion of 64 reaches about 0.90 recall here, 128 about 0.98.
+        // Uniformly random directions in 64-d have no cluster structure, the hardest case for HNSW: a search
+        // expansion of 64 reaches about 0.90 recall here, 128 about 0.98.
         using var index = Build(vectors, Defaults with { ExpansionSearch = 128 });
 
         double recall = RecallAt10(index, vectors, queries);

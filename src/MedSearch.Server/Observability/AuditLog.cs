@@ -97,8 +97,17 @@ public sealed class AuditLog : IDisposable
         {
             // Full (the disk is behind) or closed (a call still ending while the server stops): written here.
             ObjectDisposedException.ThrowIf(_disposed, this);
-            Write(entry);
-            WriteOut();
+            try
+            {
+                Write(entry);
+                WriteOut();
+            }
+            catch
+            {
+                _lines.ResetWrittenCount();
+                _json!.Reset();
+                throw;
+            }
         }
     }
 
@@ -106,13 +115,21 @@ public sealed class AuditLog : IDisposable
     {
         if (_queue is null) return;
         _queue.Writer.TryComplete();
-        _writer!.GetAwaiter().GetResult();
-        lock (_fileLock)
+        try
         {
-            if (_disposed) return;
-            _disposed = true;
-            _json!.Dispose();
-            _file!.Dispose();
+            _writer!.GetAwaiter().GetResult();
+        }
+        finally
+        {
+            lock (_fileLock)
+            {
+                if (!_disposed)
+                {
+                    _disposed = true;
+                    _json!.Dispose();
+                    _file!.Dispose();
+                }
+            }
         }
     }
 
@@ -121,24 +138,35 @@ public sealed class AuditLog : IDisposable
         var reader = _queue!.Reader;
         while (await reader.WaitToReadAsync().ConfigureAwait(false))
         {
-            int written = 0;
-            try
+            bool more = true;
+            while (more)
             {
+                // A chunk at a time, so that calls finding the queue full get the lock between chunks.
                 lock (_fileLock)
                 {
-                    while (reader.TryRead(out var entry))
+                    int lines = 0;
+                    try
                     {
-                        Write(entry);
-                        written++;
-                        if (_lines.WrittenCount >= 1 << 16) WriteOut();
+                        while (_lines.WrittenCount < 1 << 16)
+                        {
+                            if (!reader.TryRead(out var entry))
+                            {
+                                more = false;
+                                break;
+                            }
+                            Write(entry);
+                            lines++;
+                        }
+                        WriteOut();
                     }
-                    WriteOut();
+                    catch (Exception e)
+                    {
+                        // The writer lives on, without the chunk's part-made lines: the next chunk may find the disk writable again.
+                        _lines.ResetWrittenCount();
+                        _json!.Reset();
+                        _logger.LogError("audit file: a write failed and up to {Lines} lines are lost: {Error}", lines, e.Message);
+                    }
                 }
-            }
-            catch (IOException e)
-            {
-                // The writer lives on: the next batch may find the disk writable again.
-                _logger.LogError("audit file: a write failed and up to {Lines} lines are lost: {Error}", written, e.Message);
             }
         }
     }
