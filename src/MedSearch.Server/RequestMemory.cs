@@ -14,8 +14,8 @@ namespace MedSearch.Server;
 /// calls uploading large images at the same time (each buffered whole by gRPC before its handler runs) would still
 /// exhaust memory. A gRPC call's bytes are charged as they arrive, before gRPC has buffered its message whole, and
 /// a call they do not fit gets RESOURCE_EXHAUSTED. A unary call's charge lasts until it ends; a streamed ingest's
-/// covers the files it still holds. A JSON body (transcoded routes) is charged its Content-Length before it is read,
-/// and one that does not fit gets HTTP 429. Compressed gRPC messages are refused (UNIMPLEMENTED): a few KiB of gzip
+/// covers the files it still holds. A JSON body (transcoded routes) is charged as it arrives too, and one that does
+/// not fit gets HTTP 429. Compressed gRPC messages are refused (UNIMPLEMENTED): a few KiB of gzip
 /// can inflate to a whole message, which the bytes that arrive would not show; images are compressed already.
 /// </summary>
 public sealed class RequestMemory
@@ -26,8 +26,9 @@ public sealed class RequestMemory
     // gRPC's length-prefixed framing: a compressed flag, then the message length, big-endian.
     private const int PrefixBytes = 5;
 
+
     // A streamed ingest keeps one group of files until it is stored, and reads the next file meanwhile.
-    private const int StreamedMessagesHeld = CaseGrpcService.IngestResultGroup + 1;
+    private const int HandedOverHeld = CaseGrpcService.IngestResultGroup + 1;
 
     private readonly int _largestMessage;
     private ILogger? _logger;
@@ -54,7 +55,7 @@ public sealed class RequestMemory
     /// <summary>Middleware: meters the body of every call that has one.</summary>
     public Task Meter(HttpContext context, RequestDelegate next)
     {
-        if (HttpMethods.IsGet(context.Request.Method) || HttpMethods.IsHead(context.Request.Method)) return next(context);
+        if (HttpMethods.IsGet(context.Request.Method) || HttpMethods.IsHead(context.Request.Method) || context.Request.ContentLength == 0) return next(context);
         _logger ??= context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger<RequestMemory>();
         // After gRPC-Web's middleware, so that a grpc-web-text body is seen decoded, in gRPC's framing.
         return context.Request.ContentType?.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase) == true
@@ -82,27 +83,52 @@ public sealed class RequestMemory
         }
     }
 
-    /// <summary>A body read whole before it is parsed (JSON): charged all at once, up front, from its declared length.</summary>
+    /// <summary>
+    /// A body read whole before it is parsed (JSON): read here, charged as it arrives, and handed on from memory. The
+    /// transcoding reads the body itself and would answer any failure of that read as a bad request, not a busy server.
+    /// </summary>
     private async Task MeterBodyAsync(HttpContext context, RequestDelegate next)
     {
-        // Without a length (chunked), what Kestrel's body limit lets through.
-        long bytes = Math.Min(context.Request.ContentLength ?? _largestMessage, _largestMessage);
-        if (!TryTake(bytes))
+        if (context.Features.Get<IHttpRequestBodyDetectionFeature>() is { CanHaveBody: false })
         {
-            string message = $"a body of {Mib(bytes)}: {Busy(0)}";
-            _logger!.LogWarning("request memory: refused {Method} {Path}: {Message}", context.Request.Method, context.Request.Path, message);
-            context.Response.StatusCode = StatusCodes.Status429TooManyRequests;
-            context.Response.Headers.RetryAfter = Math.Ceiling(RetryAfter.TotalSeconds).ToString(CultureInfo.InvariantCulture);
-            await context.Response.WriteAsync(message);
+            await next(context);
             return;
         }
+        long charged = 0;
         try
         {
+            // Kestrel's body limit still applies to this read (HTTP 413 beyond it).
+            var body = new MemoryStream((int)Math.Min(context.Request.ContentLength ?? 0, _largestMessage));
+            var chunk = ArrayPool<byte>.Shared.Rent(1 << 16);
+            try
+            {
+                int read;
+                while ((read = await context.Request.Body.ReadAsync(chunk, context.RequestAborted)) > 0)
+                {
+                    if (!TryTake(read))
+                    {
+                        string message = $"a body of {Mib(charged + read)} so far: {Busy(charged)}";
+                        _logger!.LogWarning("request memory: refused {Method} {Path}: {Message}", context.Request.Method, context.Request.Path, message);
+                        context.Response.StatusCode = StatusCodes.Status429TooManyRequests;
+                        context.Response.Headers.RetryAfter = Math.Ceiling(RetryAfter.TotalSeconds).ToString(CultureInfo.InvariantCulture);
+                        await context.Response.WriteAsync(message);
+                        return;
+                    }
+                    charged += read;
+                    body.Write(chunk, 0, read);
+                }
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(chunk);
+            }
+            body.Position = 0;
+            context.Request.Body = body;
             await next(context);
         }
         finally
         {
-            Give(bytes);
+            Give(charged);
         }
     }
 
@@ -131,7 +157,7 @@ public sealed class RequestMemory
         {
             // Retrying cannot help: the stream's own files fill the budget.
             refusal = new RpcException(new Status(StatusCode.ResourceExhausted,
-                $"this stream's last {StreamedMessagesHeld} files ({Mib(callHolds + bytes)} with this one) do not fit the request memory " +
+                $"this stream's files held ({Mib(callHolds + bytes)} with this one) do not fit the request memory " +
                 $"(--request-memory-mb {Limit / (1024 * 1024)}): send smaller files, or raise --request-memory-mb"));
         }
         else
@@ -139,7 +165,7 @@ public sealed class RequestMemory
             var trailers = new Metadata { { InferenceGate.RetryAfterTrailer, ((long)RetryAfter.TotalMilliseconds).ToString(CultureInfo.InvariantCulture) } };
             refusal = new RpcException(new Status(StatusCode.ResourceExhausted, Busy(callHolds)), trailers);
         }
-        // Before the interceptors: the audit never sees this call.
+        // A unary call is refused before the interceptors, so the audit never sees it (a streamed ingest's is audited too).
         _logger?.LogWarning("request memory: refused a gRPC call: {Message}", refusal.Status.Detail);
         return refusal;
     }
@@ -155,26 +181,26 @@ public sealed class RequestMemory
 
     /// <summary>
     /// A gRPC call's body reader, charging what it reads: zero-copy, it only looks at the bytes gRPC reads anyway, to
-    /// tell where each message starts.
+    /// tell where each message starts and ends.
     /// </summary>
     private sealed class MeteredReader(PipeReader inner, RequestMemory budget) : PipeReader, IRequestBodyPipeFeature
     {
-        // A read may still complete after the call has ended (a handler that stopped with a read pending): charges
-        // and the final release are serialised, and nothing is charged after it.
+        // A read may still complete after the call has ended (a handler that stopped with a read pending): charges,
+        // hand-overs and the final release are serialised, and nothing is charged after the release.
         private readonly Lock _lock = new();
         private bool _released;
         private long _charged;
-        // What the message being read has been charged, and the charges of the earlier ones still held, oldest first.
-        private long _current = -1;
-        private Queue<long>? _earlier;
+        // Every message held, oldest first: those gRPC has not consumed yet (buffered below it, or being read), and the
+        // last ones it has handed to the handler, which a streamed ingest keeps until their group is stored.
+        private readonly Queue<Message> _held = new(1);
+        private Message? _current;
         private ReadOnlySequence<byte> _last;
         private long _consumed;
         private long _seen;
-        // Framing state: prefix bytes seen of the next message, its length so far, and the current message's bytes still to come.
+        // Framing state: prefix bytes seen of the next message and its length so far; the current message's bytes still to come.
         private int _prefixFill;
         private long _length;
         private long _messageLeft;
-        private bool _charging;
 
         public PipeReader Reader => this;
 
@@ -201,6 +227,7 @@ public sealed class RequestMemory
             _consumed += _last.Slice(_last.Start, consumed).Length;
             _last = default;
             inner.AdvanceTo(consumed, examined);
+            lock (_lock) HandOver();
         }
 
         public override void CancelPendingRead() => inner.CancelPendingRead();
@@ -216,7 +243,7 @@ public sealed class RequestMemory
                 _released = true;
                 budget.Give(_charged);
                 _charged = 0;
-                _earlier?.Clear();
+                _held.Clear();
             }
         }
 
@@ -226,26 +253,44 @@ public sealed class RequestMemory
             _last = result.Buffer;
             long end = _consumed + result.Buffer.Length;
             if (end <= _seen) return result;
+            long at = _seen;
             var fresh = result.Buffer.Slice(_seen - _consumed);
             _seen = end;
-            lock (_lock)
+            try
             {
-                if (_released) return result;
-                foreach (var segment in fresh) Frame(segment.Span);
+                lock (_lock)
+                {
+                    if (_released) return result;
+                    foreach (var segment in fresh)
+                    {
+                        Frame(segment.Span, at);
+                        at += segment.Length;
+                    }
+                }
+            }
+            catch
+            {
+                // The call fails with this read: leave the body reader ready for the server to drain it.
+                _last = default;
+                inner.AdvanceTo(result.Buffer.Start, result.Buffer.End);
+                throw;
             }
             return result;
         }
 
-        private void Frame(ReadOnlySpan<byte> data)
+        /// <param name="data">Bytes of the body, new to the meter.</param>
+        /// <param name="at">The offset in the body of its first byte.</param>
+        private void Frame(ReadOnlySpan<byte> data, long at)
         {
             while (!data.IsEmpty)
             {
                 if (_messageLeft > 0)
                 {
                     int arrived = (int)Math.Min(_messageLeft, data.Length);
-                    if (_charging) Charge(arrived);
+                    if (_current is not null) Charge(arrived);
                     _messageLeft -= arrived;
                     data = data[arrived..];
+                    at += arrived;
                     continue;
                 }
                 // The first prefix byte is the compressed flag; the next four are the length.
@@ -253,40 +298,47 @@ public sealed class RequestMemory
                 if (_prefixFill > 0) _length = (_length << 8) | data[0];
                 _prefixFill++;
                 data = data[1..];
+                at++;
                 if (_prefixFill < PrefixBytes) continue;
-                StartMessage();
                 // Longer than gRPC's limit: gRPC refuses it on the prefix, without buffering it, so bytes of it that
                 // still arrive are not held.
-                _charging = _length <= budget._largestMessage;
+                _current = _length <= budget._largestMessage ? new Message(at + _length) : null;
+                if (_current is not null) _held.Enqueue(_current);
                 _messageLeft = _length;
                 _prefixFill = 0;
                 _length = 0;
             }
         }
 
-        /// <summary>A new message: the oldest one a stream no longer holds is given back.</summary>
-        private void StartMessage()
+        /// <summary>Gives back the messages gRPC consumed longest ago, beyond the group a streamed ingest holds.</summary>
+        private void HandOver()
         {
-            if (_current >= 0)
+            int handed = 0;
+            foreach (var message in _held)
             {
-                // A stream's second message on: a unary call never gets here, nor allocates the queue.
-                _earlier ??= new Queue<long>(StreamedMessagesHeld);
-                _earlier.Enqueue(_current);
-                if (_earlier.Count == StreamedMessagesHeld)
-                {
-                    long oldest = _earlier.Dequeue();
-                    budget.Give(oldest);
-                    _charged -= oldest;
-                }
+                if (message.End > _consumed) break;
+                handed++;
             }
-            _current = 0;
+            for (; handed > HandedOverHeld; handed--)
+            {
+                var oldest = _held.Dequeue();
+                budget.Give(oldest.Charged);
+                _charged -= oldest.Charged;
+            }
         }
 
         private void Charge(long bytes)
         {
             if (!budget.TryTake(bytes)) throw budget.Refusal(bytes, _charged);
             _charged += bytes;
-            _current += bytes;
+            _current!.Charged += bytes;
+        }
+
+        /// <summary>A message held: where it ends in the body, and what it has been charged so far.</summary>
+        private sealed class Message(long end)
+        {
+            public long End { get; } = end;
+            public long Charged { get; set; }
         }
     }
 }

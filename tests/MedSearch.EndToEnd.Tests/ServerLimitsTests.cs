@@ -155,7 +155,9 @@ public sealed class ServerLimitsTests(SecureServerFixture fixture) : IClassFixtu
         {
             Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
             Assert.Equal(TimeSpan.FromSeconds(1), refused.Headers.RetryAfter?.Delta);
-            Assert.StartsWith("a body of 1.3 MiB: the server is busy: its request memory is full (--request-memory-mb 3; ", await refused.Content.ReadAsStringAsync());
+            // Charged as it arrives: refused part-way through its 1.3 MiB.
+            var text = await refused.Content.ReadAsStringAsync();
+            Assert.Matches(@"^a body of 1(\.\d)? MiB so far: the server is busy: its request memory is full \(--request-memory-mb 3; ", text);
         }
 
         held.Release.SetResult();
@@ -183,11 +185,12 @@ public sealed class ServerLimitsTests(SecureServerFixture fixture) : IClassFixtu
     [Fact]
     public async Task A_long_ingest_stream_is_charged_for_the_files_it_holds_not_for_all_it_sent()
     {
-        // 24 files of 160 KiB are 3.75 MiB, over the 3 MiB budget; the ingest holds at most 17 (2.7 MiB) at a time.
-        await using var server = await fixture.StartAsync(o => o with { MaxRequestBytes = 2 * 1024 * 1024, RequestMemoryBytes = 3 * 1024 * 1024 });
+        // 40 files of 160 KiB are 6.25 MiB, over the 4 MiB budget; the ingest holds at most 17 (2.7 MiB) at a time,
+        // and the server's HTTP/2 window (768 KiB) buffers a few more below gRPC.
+        await using var server = await fixture.StartAsync(o => o with { MaxRequestBytes = 2 * 1024 * 1024, RequestMemoryBytes = 4 * 1024 * 1024 });
         using var channel = GrpcChannel.ForAddress(server.Grpc);
         using var ingest = new CaseService.CaseServiceClient(channel).Ingest();
-        const int files = 24;
+        const int files = 40;
         for (int i = 0; i < files; i++)
             await ingest.RequestStream.WriteAsync(new IngestRequest { Name = $"file-{i}.dcm", File = ByteString.CopyFrom(new byte[160 * 1024]) });
         await ingest.RequestStream.CompleteAsync();
@@ -195,6 +198,39 @@ public sealed class ServerLimitsTests(SecureServerFixture fixture) : IClassFixtu
         var outcomes = new List<IngestOutcome>();
         while (await ingest.ResponseStream.MoveNext().WaitAsync(Patience)) outcomes.Add(ingest.ResponseStream.Current.Outcome);
         Assert.Equal(Enumerable.Repeat(IngestOutcome.Failed, files), outcomes);
+        Assert.Equal(0, server.RequestMemory.Held);
+    }
+
+    [Fact]
+    public async Task Files_an_ingest_still_holds_stay_charged_when_small_ones_follow()
+    {
+        // Three 500 KiB files, then 20 empty ones: the first group of 16 is held in the store (the test releases
+        // it), and the files read after it must not buy the large ones back.
+        HeldIngestSpace? held = null;
+        await using var server = await fixture.StartAsync(o => o with { MaxRequestBytes = 2 * 1024 * 1024, RequestMemoryBytes = 4 * 1024 * 1024 },
+            wrap: space => held = new HeldIngestSpace(space));
+        using var channel = GrpcChannel.ForAddress(server.Grpc);
+        using var ingest = new CaseService.CaseServiceClient(channel).Ingest();
+        for (int i = 0; i < 3; i++)
+        {
+            var file = new byte[500 * 1024];
+            fixture.Png(1 + i).CopyTo(file, 0);
+            await ingest.RequestStream.WriteAsync(new IngestRequest { Name = $"large-{i}.png", File = ByteString.CopyFrom(file) });
+        }
+        for (int i = 0; i < 20; i++) await ingest.RequestStream.WriteAsync(new IngestRequest { Name = $"empty-{i}.png" });
+        await ingest.RequestStream.CompleteAsync();
+        await held!.Entered.Task.WaitAsync(Patience);
+
+        for (int look = 0; look < 10; look++)
+        {
+            Assert.True(server.RequestMemory.Held >= 3 * 500 * 1024, $"{server.RequestMemory.Held} bytes charged while the three large files are held");
+            await Task.Delay(30);
+        }
+        held.Release.SetResult();
+        int results = 0;
+        while (await ingest.ResponseStream.MoveNext().WaitAsync(Patience)) results++;
+        Assert.Equal(23, results);
+        Assert.Equal(0, server.RequestMemory.Held);
     }
 
     /// <summary>A case space whose ingest waits for <see cref="Release"/> once inside, holding its inference slot.</summary>

@@ -95,18 +95,19 @@ public sealed class AuditLog : IDisposable
         if (_queue is null || _queue.Writer.TryWrite(entry)) return;
         lock (_fileLock)
         {
-            // Full (the disk is behind) or closed (a call still ending while the server stops): written here.
-            ObjectDisposedException.ThrowIf(_disposed, this);
+            // Full (the disk is behind) or closed (a call still ending while the server stops): written here. A
+            // failure is logged, not thrown: it would replace the outcome of a call that has done its work.
             try
             {
+                ObjectDisposedException.ThrowIf(_disposed, this);
                 Write(entry);
                 WriteOut();
             }
-            catch
+            catch (Exception e)
             {
                 _lines.ResetWrittenCount();
                 _json!.Reset();
-                throw;
+                _logger.LogError("audit file: the line of a {Method} call is lost, the write failed: {Error}", entry.Method, e.Message);
             }
         }
     }
