@@ -15,8 +15,8 @@ namespace MedSearch.Server;
 /// exhaust memory. A gRPC call's bytes are charged as they arrive, before gRPC has buffered its message whole, and
 /// a call they do not fit gets RESOURCE_EXHAUSTED. A unary call's charge lasts until it ends; a streamed ingest's
 /// covers the files it still holds. A JSON body (transcoded routes) is charged as it arrives too, and one that does
-/// not fit gets HTTP 429. Compressed gRPC messages are refused (UNIMPLEMENTED): a few KiB of gzip
-/// can inflate to a whole message, which the bytes that arrive would not show; images are compressed already.
+/// not fit gets HTTP 429. Compressed gRPC messages are refused (UNIMPLEMENTED): a few KiB of gzip can inflate to a
+/// whole message, which the bytes that arrive would not show; images are compressed already.
 /// </summary>
 public sealed class RequestMemory
 {
@@ -25,7 +25,6 @@ public sealed class RequestMemory
 
     // gRPC's length-prefixed framing: a compressed flag, then the message length, big-endian.
     private const int PrefixBytes = 5;
-
 
     // A streamed ingest keeps one group of files until it is stored, and reads the next file meanwhile.
     private const int HandedOverHeld = CaseGrpcService.IngestResultGroup + 1;
