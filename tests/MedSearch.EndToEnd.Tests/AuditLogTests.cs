@@ -60,6 +60,18 @@ public sealed class AuditLogTests : IDisposable
     }
 
     [Fact]
+    public void A_call_ending_after_the_log_closed_loses_its_line_without_failing()
+    {
+        // A call still finishing while the server stops must keep its own outcome: the audit's failure is logged.
+        var path = Path.Combine(_root, "audit.jsonl");
+        var audit = Open(path);
+        audit.Record(Entry(1));
+        audit.Dispose();
+        audit.Record(Entry(2));
+        Assert.Single(File.ReadAllLines(path));
+    }
+
+    [Fact]
     public async Task A_line_reaches_the_file_while_the_server_runs()
     {
         var path = Path.Combine(_root, "audit.jsonl");

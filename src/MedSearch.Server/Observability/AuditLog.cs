@@ -105,8 +105,11 @@ public sealed class AuditLog : IDisposable
             }
             catch (Exception e)
             {
-                _lines.ResetWrittenCount();
-                _json!.Reset();
+                if (!_disposed)
+                {
+                    _lines.ResetWrittenCount();
+                    _json!.Reset();
+                }
                 _logger.LogError("audit file: the line of a {Method} call is lost, the write failed: {Error}", entry.Method, e.Message);
             }
         }
