@@ -14,7 +14,9 @@ using SkiaSharp;
 // concurrent gRPC clients (one connection each) for a fixed time per run, searching by vector and by image.
 // Prints a markdown table: throughput, p50/p95/p99 latency as the clients see it and as the server's audit log
 // records it (the handler's own time, without HTTP/2 and queueing), and errors per run.
-//   MedSearch.Bench.Load OUT [--cases 100000] [--seconds 30] [--clients 16,64] [--modes vector,image]
+//   MedSearch.Bench.Load OUT [--cases 100000] [--seconds 30] [--clients 16,64] [--modes vector,image] [--allocations]
+// --allocations also prints, after each row, the types allocated during it (the runtime's allocation ticks, one
+// sample per ~100 KB), to see what the per-request allocations are made of.
 // Also the index recovery figures of issue 5 on the same collection: how long opening takes after a crash when the
 // saved index is brought up to date by replaying the store's later changes, against rebuilding it from the store.
 //   MedSearch.Bench.Load recovery OUT [--cases 100000] [--changes 1000,10000]
@@ -33,6 +35,7 @@ var duration = TimeSpan.FromSeconds(double.Parse(Option("--seconds", "30"), c));
 var clientCounts = Option("--clients", "16,64").Split(',').Select(s => int.Parse(s, c)).ToArray();
 var modes = Option("--modes", "vector,image").Split(',');
 var data = Path.Combine(output, $"data-{cases}");
+using var allocations = args.Contains("--allocations") ? new AllocationTicks() : null;
 
 var random = new Random(2026);
 float[][] vectors = BenchCollection.Populate(data, cases, random, "file:load/", ModalityOf);
@@ -61,6 +64,7 @@ foreach (var mode in modes)
         var cpuStart = Process.GetCurrentProcess().TotalProcessorTime;
         long allocatedStart = GC.GetTotalAllocatedBytes(), collectionsStart = GC.CollectionCount(0);
         var pausedStart = GC.GetTotalPauseDuration();
+        allocations?.Clear();
         var (row, errors) = await Drive(address, clients, duration, mode, vectors, images);
         var cpu = Process.GetCurrentProcess().TotalProcessorTime - cpuStart;
         long allocated = GC.GetTotalAllocatedBytes() - allocatedStart, collections = GC.CollectionCount(0) - collectionsStart;
@@ -68,6 +72,7 @@ foreach (var mode in modes)
         var server = ServerLatencies(audit, auditStart);
         double S(double q) => server.Length == 0 ? double.NaN : server[Math.Min(server.Length - 1, (int)(q * server.Length))];
         Console.WriteLine(string.Create(c, $"| {mode} | {clients} | {row} | {S(0.50):F2} | {S(0.99):F2} | {cpu.TotalMilliseconds / Math.Max(1, server.Length):F2} | {allocated / 1024.0 / Math.Max(1, server.Length):F1} | {collections / duration.TotalSeconds:F1} | {paused.TotalMilliseconds / duration.TotalSeconds:F1} | {errors} |"));
+        allocations?.Print(server.Length, 15);
     }
 }
 await app.StopAsync();
@@ -199,4 +204,33 @@ static byte[] NoisePng(Random random, int width, int height)
     for (int i = 0; i < pixels.Length; i++) pixels[i] = (byte)((i % width + i / width + random.Next(64)) % 256);
     using var encoded = bitmap.Encode(SKEncodedImageFormat.Png, 100);
     return encoded.ToArray();
+}
+
+/// <summary>The runtime's allocation ticks (a sample every ~100 KB allocated, with the type), summed by type.</summary>
+internal sealed class AllocationTicks : System.Diagnostics.Tracing.EventListener
+{
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> _bytes = new();
+
+    public void Clear() => _bytes.Clear();
+
+    /// <summary>The <paramref name="top"/> types by bytes, per request of <paramref name="requests"/>.</summary>
+    public void Print(int requests, int top)
+    {
+        foreach (var (type, bytes) in _bytes.OrderByDescending(kv => kv.Value).Take(top))
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"    {bytes / 1024.0 / Math.Max(1, requests),8:F2} KiB per request  {type}"));
+    }
+
+    protected override void OnEventSourceCreated(System.Diagnostics.Tracing.EventSource source)
+    {
+        // Keyword 0x1: GC events, among them GCAllocationTick at verbose level.
+        if (source.Name == "Microsoft-Windows-DotNETRuntime")
+            EnableEvents(source, System.Diagnostics.Tracing.EventLevel.Verbose, (System.Diagnostics.Tracing.EventKeywords)0x1);
+    }
+
+    protected override void OnEventWritten(System.Diagnostics.Tracing.EventWrittenEventArgs e)
+    {
+        if (e.EventName != "GCAllocationTick_V4" || e.Payload is null || e.PayloadNames is null) return;
+        long amount = Convert.ToInt64(e.Payload[e.PayloadNames.IndexOf("AllocationAmount64")], CultureInfo.InvariantCulture);
+        _bytes.AddOrUpdate((string)e.Payload[e.PayloadNames.IndexOf("TypeName")]!, amount, (_, sum) => sum + amount);
+    }
 }
