@@ -33,7 +33,7 @@ namespace MedSearch.Index;
 /// <para>
 /// Concurrency: USearch does no locking around growth and needs one pre-reserved "thread context" per concurrent
 /// call, failing the call when none is free. Here writers (add, remove, growth) are serialised behind a
-/// reader-writer lock, searches share it and are capped at <see cref="HnswOptions.Threads"/>. Removed keys leave
+/// reader-writer lock, searches share it and are capped at <see cref="HnswOptions.ConcurrentSearches"/>. Removed keys leave
 /// tombstones in the graph whose slots are reused by later adds; a graph that has seen many removals searches a
 /// little worse than a fresh one, which a rebuild from the store restores.
 /// </para>
@@ -112,10 +112,11 @@ public sealed unsafe class HnswIndex : IVectorIndex
         // none free ("Reserve capacity ahead of searches!") instead of waiting. It makes one per hardware
         // thread, which can differ from what .NET schedules on (cgroup limits, DOTNET_PROCESSOR_COUNT), so the
         // count is set here and searches queue on a semaphore of the same size.
-        _searchSlots = new SemaphoreSlim(options.Threads, options.Threads);
+        _searchSlots = new SemaphoreSlim(options.ConcurrentSearches, options.ConcurrentSearches);
         usearch_change_threads_add(handle, (nuint)options.Threads, out var error);
         Check(error, "reserving add contexts");
-        usearch_change_threads_search(handle, (nuint)options.Threads, out error);
+        // Builds check reachability with searches on their own threads, under the write lock (no search is running then).
+        usearch_change_threads_search(handle, (nuint)Math.Max(options.ConcurrentSearches, options.Threads), out error);
         Check(error, "reserving search contexts");
     }
 

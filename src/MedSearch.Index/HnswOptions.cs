@@ -32,11 +32,17 @@ public sealed record HnswOptions
     /// </summary>
     public Quantization Quantization { get; init; } = Quantization.I8;
 
-    /// <summary>
-    /// Most searches that run at once (more wait) and threads used by <see cref="HnswIndex.AddRange"/>. USearch
-    /// needs one pre-allocated context per concurrent call; more than the cores available would not finish sooner.
-    /// </summary>
+    /// <summary>Threads <see cref="HnswIndex.AddRange"/> builds with; more than the cores available would not finish sooner.</summary>
     public int Threads { get; init; } = Environment.ProcessorCount;
+
+    /// <summary>
+    /// Most searches that run at once; more wait for one to finish. USearch needs one pre-allocated context per
+    /// concurrent call (10-25 KiB once used, whatever the index's size). Not the core count: a server has more
+    /// threads than cores, a search holding a context is preempted by them, and one waiting for a context blocks
+    /// its thread. With one context per core, 3 % of searches under 16 clients on 2 cores waited, more than the
+    /// 1 % a p99 latency is made of (bench/RESULTS.md, "Query service under load").
+    /// </summary>
+    public int ConcurrentSearches { get; init; } = Math.Max(64, 4 * Environment.ProcessorCount);
 
     internal void Validate()
     {
@@ -51,5 +57,7 @@ public sealed record HnswOptions
             throw new ArgumentOutOfRangeException(nameof(Quantization), Quantization, $"{nameof(Quantization)} must be F32, F16 or I8, got {(int)Quantization}");
         if (Threads < 1)
             throw new ArgumentOutOfRangeException(nameof(Threads), Threads, $"{nameof(Threads)} must be at least 1, got {Threads}");
+        if (ConcurrentSearches < 1)
+            throw new ArgumentOutOfRangeException(nameof(ConcurrentSearches), ConcurrentSearches, $"{nameof(ConcurrentSearches)} must be at least 1, got {ConcurrentSearches}");
     }
 }

@@ -362,6 +362,48 @@ public sealed class HnswIndexTests : IDisposable
     }
 
     [Fact]
+    public async Task Searches_beyond_the_build_threads_run_at_once_up_to_ConcurrentSearches()
+    {
+        // Each search's filter holds it inside USearch's graph walk, where it holds a search context, until the
+        // test lets go. More vectors than the initial capacity: the contexts must survive the graph's growth.
+        const int concurrent = 3;
+        var vectors = UnitVectors(1500, seed: 30);
+        using var index = Build(vectors, new HnswOptions { Threads = 1, ConcurrentSearches = concurrent });
+        using var entered = new SemaphoreSlim(0);
+        using var release = new ManualResetEventSlim();
+        var searches = Enumerable.Range(0, concurrent + 1).Select(s => Task.Factory.StartNew(() =>
+        {
+            bool first = true;
+            var filter = new Predicate(_ =>
+            {
+                if (first)
+                {
+                    first = false;
+                    entered.Release();
+                    release.Wait(TimeSpan.FromSeconds(60));
+                }
+                return true;
+            });
+            var keys = new ulong[5];
+            var similarities = new float[5];
+            int found = index.Search(vectors[s], keys, similarities, filter, HnswIndex.Plan.Graph);
+            return (Found: found, Top: keys[0]);
+        }, TaskCreationOptions.LongRunning)).ToArray();
+
+        for (int i = 0; i < concurrent; i++)
+            Assert.True(await entered.WaitAsync(TimeSpan.FromSeconds(30)), $"only {i} of {concurrent} searches ran at once");
+        // The one beyond them waits for a context to come free instead of failing for want of one.
+        Assert.False(await entered.WaitAsync(TimeSpan.FromMilliseconds(300)), "a search beyond ConcurrentSearches ran");
+        release.Set();
+        var results = await Task.WhenAll(searches);
+        for (int s = 0; s < results.Length; s++)
+        {
+            Assert.Equal(5, results[s].Found);
+            Assert.Equal(KeyOf(s), results[s].Top);
+        }
+    }
+
+    [Fact]
     public void Use_after_dispose_throws()
     {
         var index = Build(UnitVectors(10, seed: 21));
@@ -376,6 +418,7 @@ public sealed class HnswIndexTests : IDisposable
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => HnswIndex.Create(Dims, new HnswOptions { Connectivity = 1 }));
         Assert.Throws<ArgumentOutOfRangeException>(() => HnswIndex.Create(Dims, new HnswOptions { ExpansionSearch = 0 }));
+        Assert.Throws<ArgumentOutOfRangeException>(() => HnswIndex.Create(Dims, new HnswOptions { ConcurrentSearches = 0 }));
         Assert.Throws<ArgumentOutOfRangeException>(() => HnswIndex.Create(0, Defaults));
     }
 
