@@ -57,7 +57,9 @@ public static class Program
             Console.Error.WriteLine($"medsearch {args[0]}: {e.Message}");
             return Usage;
         }
-        catch (CollectionException e)
+        // A damaged store, a full disk or an output path that is taken: the message names the file; a stack trace
+        // would only bury it.
+        catch (Exception e) when (e is CollectionException or Storage.StoreException or IOException or UnauthorizedAccessException)
         {
             Console.Error.WriteLine($"medsearch {args[0]}: {e.Message}");
             return Failure;

@@ -72,6 +72,7 @@ public sealed class Collection : IDisposable
         var directory = DataDirectory.Open(dataPath);
         ImageEncoder? encoder = null;
         CaseStore? store = null;
+        Collection? collection = null;
         try
         {
             encoder = options.SharedEncoder ?? options.OpenEncoder(directory.Path);
@@ -94,11 +95,19 @@ public sealed class Collection : IDisposable
             {
                 catalog.Set(record);
                 volumes.Observe(record);
-            });
-            return new Collection(directory, options, encoder, store, snapshot, index, catalog, volumes, operatingPoints);
+            }, out bool rebuilt);
+            collection = new Collection(directory, options, encoder, store, snapshot, index, catalog, volumes, operatingPoints);
+            // Saved at once: commands that never save it themselves (eval, export) would otherwise rebuild it on every run.
+            if (rebuilt && store.Count > 0) collection.Checkpoint(saveIndex: true);
+            return collection;
         }
         catch
         {
+            if (collection is not null)
+            {
+                collection.Dispose();
+                throw;
+            }
             store?.Dispose();
             if (options.SharedEncoder is null) encoder?.Dispose();
             directory.Dispose();

@@ -34,13 +34,14 @@ internal sealed class IndexSnapshot(string directory, int dimensions, HnswOption
     private sealed record Tag(Guid Checkpoint, long Position, long Count, string ModelId, int Dimensions, long Sequence = 0, long Tail = 0);
 
     /// <summary>
-    /// The saved index brought up to date, or one rebuilt from the store. <paramref name="visit"/> sees every stored
-    /// record once, from the one scan of the store that open makes: at a million cases a scan takes a while.
+    /// The saved index brought up to date, or one rebuilt from the store (<paramref name="rebuilt"/>). <paramref name="visit"/>
+    /// sees every stored record once, from the one scan of the store that open makes: at a million cases a scan takes a while.
     /// </summary>
-    public IVectorIndex LoadOrRebuild(CaseStore store, string modelId, Action<string> log, Action<CaseRecord> visit)
+    public IVectorIndex LoadOrRebuild(CaseStore store, string modelId, Action<string> log, Action<CaseRecord> visit, out bool rebuilt)
     {
         var watch = Stopwatch.StartNew();
         var reason = TryLoad(store, modelId, out var loaded, out long replayed);
+        rebuilt = true;
         if (loaded is not null)
         {
             // The replayed index must hold exactly the stored cases; the store's scan checks it on the way.
@@ -52,6 +53,7 @@ internal sealed class IndexSnapshot(string directory, int dimensions, HnswOption
             }
             if (missing == 0 && loaded.Count == store.Count)
             {
+                rebuilt = false;
                 if (replayed > 0) log($"index: loaded the saved index and replayed {replayed:N0} store changes after it in {watch.Elapsed.TotalSeconds:F1} s");
                 return loaded;
             }

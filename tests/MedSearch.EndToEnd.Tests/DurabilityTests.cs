@@ -26,10 +26,11 @@ public sealed class DurabilityTests(ITestOutputHelper output)
         public string Images => Path.Combine(Root, "images");
         public string Labels { get; }
 
-        public Workspace(int images)
+        /// <param name="images">BreastMNIST images to write (read from the shared datasets); none for a test that stores synthetic cases.</param>
+        public Workspace(int images = 0)
         {
             Directory.CreateDirectory(Images);
-            Labels = MedMnistFolder.WriteBreastMnist(Images, images);
+            Labels = images > 0 ? MedMnistFolder.WriteBreastMnist(Images, images) : "";
         }
 
         public string DataDir(string name) => Path.Combine(Root, name);
@@ -105,6 +106,16 @@ public sealed class DurabilityTests(ITestOutputHelper output)
         return record;
     }
 
+    /// <summary>A new collection at <paramref name="data"/> holding <paramref name="count"/> synthetic cases, checkpointed; the cases by key.</summary>
+    private static Dictionary<string, CaseRecord> StoreSynthetic(string data, int count, bool saveIndex)
+    {
+        using var collection = Collection.Open(data, new CollectionOptions());
+        var stored = Enumerable.Range(0, count).Select(i => Synthetic(collection, i, 0)).ToDictionary(record => record.Key);
+        foreach (var record in stored.Values) collection.Put(record);
+        collection.Checkpoint(saveIndex);
+        return stored;
+    }
+
     /// <summary>Every stored case is indexed with exactly its stored vector: exact search by it returns it first at similarity 1.</summary>
     private static void AssertIndexMatchesStore(Collection collection, IReadOnlyDictionary<string, CaseRecord> expected)
     {
@@ -120,58 +131,91 @@ public sealed class DurabilityTests(ITestOutputHelper output)
     [Fact]
     public void After_a_crash_the_saved_index_is_brought_up_to_date_from_the_store_instead_of_rebuilt()
     {
-        var data = Path.Combine(Path.GetTempPath(), "medsearch-replay-" + Guid.NewGuid().ToString("N")[..8]);
-        try
+        using var work = new Workspace();
+        var data = work.DataDir("data");
+        var expected = new Dictionary<string, CaseRecord>();
+        using (var collection = Collection.Open(data, new CollectionOptions()))
         {
-            var expected = new Dictionary<string, CaseRecord>();
-            using (var collection = Collection.Open(data, new CollectionOptions()))
-            {
-                for (int i = 0; i < 300; i++) collection.Put(expected[$"file:replay/{i:D5}.png"] = Synthetic(collection, i, 0));
-                collection.Checkpoint(saveIndex: true);
-                // Deletes compact the log and save a fresh index: replay starts from that checkpoint.
-                for (int i = 0; i < 300; i += 10) Assert.Single(collection.Delete(DeleteScope.Case, Synthetic(collection, i, 0).Key));
-                foreach (var key in expected.Keys.Where((_, n) => n % 10 == 0).ToList()) expected.Remove(key);
-                // After the save: new cases, new vectors for old ones, a deleted case indexed again.
-                for (int i = 300; i < 400; i++) collection.Put(expected[$"file:replay/{i:D5}.png"] = Synthetic(collection, i, 0));
-                for (int i = 1; i < 300; i += 7) collection.Put(expected[$"file:replay/{i:D5}.png"] = Synthetic(collection, i, 1));
-                collection.Put(expected["file:replay/00020.png"] = Synthetic(collection, 20, 2));
-                collection.Checkpoint(saveIndex: false);
-                // Never checkpointed: lost in the crash, and must not come back from anywhere.
-                for (int i = 400; i < 420; i++) collection.Put(Synthetic(collection, i, 0));
-                // Dispose neither checkpoints nor saves the index: the files are as a crash leaves them.
-            }
-
-            var log = new List<string>();
-            using (var reopened = Collection.Open(data, new CollectionOptions(), log.Add))
-            {
-                Assert.DoesNotContain(log, line => line.Contains("rebuilding", StringComparison.Ordinal));
-                Assert.Contains(log, line => line.Contains("replayed", StringComparison.Ordinal));
-                AssertIndexMatchesStore(reopened, expected);
-                Assert.False(reopened.TryFindCase("file:replay/00410.png", out _));
-            }
-
-            // A store restored from an older backup than the index: the index is newer than the store and is rebuilt.
-            var backup = data + "-store-backup";
-            CopyDirectory(Path.Combine(data, "store"), backup);
-            using (var collection = Collection.Open(data, new CollectionOptions()))
-            {
-                for (int i = 420; i < 430; i++) collection.Put(Synthetic(collection, i, 0));
-                collection.Checkpoint(saveIndex: true);
-            }
-            Directory.Delete(Path.Combine(data, "store"), recursive: true);
-            CopyDirectory(backup, Path.Combine(data, "store"));
-            Directory.Delete(backup, recursive: true);
-            log.Clear();
-            using (var restored = Collection.Open(data, new CollectionOptions(), log.Add))
-            {
-                Assert.Contains(log, line => line.Contains($"rebuilding from {expected.Count} stored cases (saved index does not match the store's last checkpoint)", StringComparison.Ordinal));
-                AssertIndexMatchesStore(restored, expected);
-            }
+            for (int i = 0; i < 300; i++) collection.Put(expected[$"file:replay/{i:D5}.png"] = Synthetic(collection, i, 0));
+            collection.Checkpoint(saveIndex: true);
+            // Deletes compact the log and save a fresh index: replay starts from that checkpoint.
+            for (int i = 0; i < 300; i += 10) Assert.Single(collection.Delete(DeleteScope.Case, Synthetic(collection, i, 0).Key));
+            foreach (var key in expected.Keys.Where((_, n) => n % 10 == 0).ToList()) expected.Remove(key);
+            // After the save: new cases, new vectors for old ones, a deleted case indexed again.
+            for (int i = 300; i < 400; i++) collection.Put(expected[$"file:replay/{i:D5}.png"] = Synthetic(collection, i, 0));
+            for (int i = 1; i < 300; i += 7) collection.Put(expected[$"file:replay/{i:D5}.png"] = Synthetic(collection, i, 1));
+            collection.Put(expected["file:replay/00020.png"] = Synthetic(collection, 20, 2));
+            collection.Checkpoint(saveIndex: false);
+            // Never checkpointed: lost in the crash, and must not come back from anywhere.
+            for (int i = 400; i < 420; i++) collection.Put(Synthetic(collection, i, 0));
+            // Dispose neither checkpoints nor saves the index: the files are as a crash leaves them.
         }
-        finally
+
+        var log = new List<string>();
+        using (var reopened = Collection.Open(data, new CollectionOptions(), log.Add))
         {
-            if (Directory.Exists(data)) Directory.Delete(data, recursive: true);
+            Assert.DoesNotContain(log, line => line.Contains("rebuilding", StringComparison.Ordinal));
+            Assert.Contains(log, line => line.Contains("replayed", StringComparison.Ordinal));
+            AssertIndexMatchesStore(reopened, expected);
+            Assert.False(reopened.TryFindCase("file:replay/00410.png", out _));
         }
+
+        // A store restored from an older backup than the index: the index is newer than the store and is rebuilt.
+        var backup = data + "-store-backup";
+        CopyDirectory(Path.Combine(data, "store"), backup);
+        using (var collection = Collection.Open(data, new CollectionOptions()))
+        {
+            for (int i = 420; i < 430; i++) collection.Put(Synthetic(collection, i, 0));
+            collection.Checkpoint(saveIndex: true);
+        }
+        Directory.Delete(Path.Combine(data, "store"), recursive: true);
+        CopyDirectory(backup, Path.Combine(data, "store"));
+        Directory.Delete(backup, recursive: true);
+        log.Clear();
+        using (var restored = Collection.Open(data, new CollectionOptions(), log.Add))
+        {
+            Assert.Contains(log, line => line.Contains($"rebuilding from {expected.Count} stored cases (saved index does not match the store's last checkpoint)", StringComparison.Ordinal));
+            AssertIndexMatchesStore(restored, expected);
+        }
+    }
+
+    [Fact]
+    public void An_index_rebuilt_on_open_is_saved_so_the_next_open_loads_it()
+    {
+        using var work = new Workspace();
+        var data = work.DataDir("data");
+        var expected = StoreSynthetic(data, 50, saveIndex: false);
+        // No saved index, as after an upgrade that changed the index file's format. The open that rebuilds it
+        // is, say, an export, which never saves an index itself: the next open must not rebuild again.
+        var log = new List<string>();
+        using (var first = Collection.Open(data, new CollectionOptions(), log.Add))
+            AssertIndexMatchesStore(first, expected);
+        Assert.Contains(log, line => line.Contains("rebuilding from 50 stored cases (no saved index)", StringComparison.Ordinal));
+        log.Clear();
+        using (var second = Collection.Open(data, new CollectionOptions(), log.Add))
+            AssertIndexMatchesStore(second, expected);
+        Assert.DoesNotContain(log, line => line.Contains("rebuil", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_damaged_store_or_an_output_path_taken_by_a_file_fails_in_words_not_a_stack_trace()
+    {
+        using var work = new Workspace();
+        var data = work.DataDir("data");
+        var taken = work.DataDir("taken");
+        StoreSynthetic(data, 20, saveIndex: true);
+        await File.WriteAllTextAsync(taken, "not a directory");
+        var export = await MedSearchProcess.RunAsync(TimeSpan.FromMinutes(2), "export", "--out", taken, "--data", data);
+        Assert.True(export.ExitCode == 1, export.ToString());
+        Assert.Contains($"medsearch export: The file '{taken}' already exists", export.Error);
+        Assert.DoesNotContain("Unhandled", export.Error);
+
+        foreach (var info in Directory.EnumerateFiles(Path.Combine(data, "store", "checkpoints"), "info.dat*", SearchOption.AllDirectories))
+            await File.WriteAllBytesAsync(info, Enumerable.Repeat((byte)0xFF, (int)new FileInfo(info).Length).ToArray());
+        var damaged = await MedSearchProcess.RunAsync(TimeSpan.FromMinutes(2), "export", "--out", data + "-out", "--data", data);
+        Assert.True(damaged.ExitCode == 1, damaged.ToString());
+        Assert.Contains("has a checkpoint that cannot be recovered", damaged.Error);
+        Assert.DoesNotContain("Unhandled", damaged.Error);
     }
 
     private static void CopyDirectory(string from, string to)
