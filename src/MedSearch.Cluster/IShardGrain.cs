@@ -74,15 +74,16 @@ public sealed record ShardSearch(
     [property: Id(4)] bool ExcludeSamePatient,
     [property: Id(5)] bool ExcludeSameStudy,
     [property: Id(6)] bool OnePerStudy,
-    [property: Id(7)] bool Exact)
+    [property: Id(7)] bool Exact,
+    [property: Id(8)] bool WithThumbnails)
 {
     public static ShardSearch Of(Query query, SearchOptions options) => new(ShardQuery.Of(query), options.K, options.Filter, options.ExcludeQueryCase,
-        options.ExcludeSamePatient, options.ExcludeSameStudy, options.OnePerStudy, options.Exact);
+        options.ExcludeSamePatient, options.ExcludeSameStudy, options.OnePerStudy, options.Exact, options.WithThumbnails);
 
     public SearchOptions ToOptions() => new()
     {
         K = K, Filter = Filter, ExcludeQueryCase = ExcludeQueryCase, ExcludeSamePatient = ExcludeSamePatient,
-        ExcludeSameStudy = ExcludeSameStudy, OnePerStudy = OnePerStudy, Exact = Exact,
+        ExcludeSameStudy = ExcludeSameStudy, OnePerStudy = OnePerStudy, Exact = Exact, WithThumbnails = WithThumbnails,
     };
 }
 

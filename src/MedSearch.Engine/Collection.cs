@@ -298,7 +298,7 @@ public sealed class Collection : IDisposable
             {
                 if (keys[i] == excluded) continue;
                 // A case deleted between the index hit and this read is simply not a neighbour any more.
-                if (!TryGetAt(query.Level, keys[i], out var record, out var volume)) continue;
+                if (!TryGetAt(query.Level, keys[i], options.WithThumbnails, out var record, out var volume)) continue;
                 // Held to the stored record, not the catalog: the two may differ while a write is in flight.
                 if (filter is not null && !admission.Admits(record.Id, CatalogEntry.From(record))) continue;
                 if (!options.Filter.MatchesMetadata(record)) continue;
@@ -313,10 +313,10 @@ public sealed class Collection : IDisposable
         return new SearchResult(neighbours, votes, unlabelled, ModelId);
     }
 
-    private bool TryGetAt(VolumeLevel level, ulong id, [NotNullWhen(true)] out CaseRecord? record, out Volume? volume)
+    private bool TryGetAt(VolumeLevel level, ulong id, bool withThumbnail, [NotNullWhen(true)] out CaseRecord? record, out Volume? volume)
     {
         volume = null;
-        if (level == VolumeLevel.Instance) return _store.TryGetWithoutEmbedding(id, out record);
+        if (level == VolumeLevel.Instance) return _store.TryGetHit(id, withThumbnail, out record);
         record = _volumes.TryGet(level, id, out var found) ? (volume = found).Record : null;
         return record is not null;
     }

@@ -28,6 +28,8 @@ public sealed record SearchOptions
     public IReadOnlySet<ulong>? ExcludedCases { get; init; }
     /// <summary>Score every admissible case instead of walking the graph: slow, but what the graph approximates.</summary>
     public bool Exact { get; init; }
+    /// <summary>Hits carry their stored thumbnails; without, the thumbnails are not even read (a few KiB a hit).</summary>
+    public bool WithThumbnails { get; init; }
     /// <summary>
     /// When the caller stops waiting (UTC). A cluster gives its shards until shortly before then and answers with
     /// those that replied, flagged partial. A single node, whose search cannot be partial, refuses to start the

@@ -82,6 +82,7 @@ public sealed class SearchGrpcService(ICaseSpace space, InferenceGate inference)
             ExcludeSamePatient = request.ExcludeSamePatient,
             ExcludeSameStudy = request.ExcludeSameStudy,
             OnePerStudy = request.OnePerStudy,
+            WithThumbnails = request.IncludeThumbnails,
             Deadline = context.Deadline,
         };
         var level = request.Level switch

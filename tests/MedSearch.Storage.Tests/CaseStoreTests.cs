@@ -65,22 +65,25 @@ public sealed class CaseStoreTests : IDisposable
         {
             Assert.True(store.TryGet(id, out var read), $"case {id} lost");
             Assert.Equal(record, read);
-            AssertReadWithoutEmbedding(store, record);
+            AssertHitReads(store, record);
         }
         foreach (ulong id in deleted) Assert.False(store.TryGet(id, out _), $"deleted case {id} came back");
         Assert.Equal(expected.Keys.Order(), store.Scan().Select(r => r.Id).Order());
     }
 
-    private static void AssertReadWithoutEmbedding(CaseStore store, CaseRecord stored)
+    private static void AssertHitReads(CaseStore store, CaseRecord stored)
     {
         var expected = stored.Clone();
         expected.Embedding.Clear();
-        Assert.True(store.TryGetWithoutEmbedding(stored.Id, out var read), $"case {stored.Id} lost");
+        Assert.True(store.TryGetHit(stored.Id, withThumbnail: true, out var read), $"case {stored.Id} lost");
+        Assert.Equal(expected, read);
+        expected.Thumbnail = Google.Protobuf.ByteString.Empty;
+        Assert.True(store.TryGetHit(stored.Id, withThumbnail: false, out read), $"case {stored.Id} lost");
         Assert.Equal(expected, read);
     }
 
     [Fact]
-    public void Reads_without_the_embedding_keep_every_other_field()
+    public void Hit_reads_leave_out_the_embedding_and_the_thumbnail_unless_asked_and_keep_every_other_field()
     {
         using var store = CaseStore.Open(_directory, Small);
         var full = Case(21, dimensions: 512);
@@ -92,8 +95,8 @@ public sealed class CaseStoreTests : IDisposable
         // Larger than the inline read buffer (pooled memory), none at all, and no field after the embedding.
         var cases = new[] { full, Case(22, dimensions: 2048), Case(23, dimensions: 0), new CaseRecord { Id = 24, Embedding = { 1f, 2f } } };
         foreach (var record in cases) store.Upsert(record);
-        foreach (var record in cases) AssertReadWithoutEmbedding(store, record);
-        Assert.False(store.TryGetWithoutEmbedding(99, out _));
+        foreach (var record in cases) AssertHitReads(store, record);
+        Assert.False(store.TryGetHit(99, withThumbnail: true, out _));
         Assert.True(store.TryGet(21, out var withEmbedding));
         Assert.Equal(512, withEmbedding.Embedding.Count);
     }
@@ -249,7 +252,7 @@ public sealed class CaseStoreTests : IDisposable
                 {
                     Assert.True(store.TryGet(id, out var read), $"case {id} not found");
                     Assert.Equal(Case(id, dimensions: 32), read);
-                    AssertReadWithoutEmbedding(store, read);
+                    AssertHitReads(store, read);
                 }
             }
 
