@@ -260,7 +260,13 @@ public sealed class Collection : IDisposable
     /// until k hits pass or the index is exhausted.
     /// </summary>
     /// <exception cref="ArgumentException">An exclusion the query cannot support (no patient or study), or a bad k.</exception>
-    public SearchResult Search(Query query, SearchOptions options)
+    /// <remarks>Waits for hits read from disk on this thread: for batch jobs. A server awaits <see cref="SearchAsync"/>.</remarks>
+    public SearchResult Search(Query query, SearchOptions options) => Search(query, options, wait: true).GetAwaiter().GetResult();
+
+    /// <summary><see cref="Search(Query, SearchOptions)"/> awaiting the hits that have to be read from disk.</summary>
+    public ValueTask<SearchResult> SearchAsync(Query query, SearchOptions options) => Search(query, options, wait: false);
+
+    private async ValueTask<SearchResult> Search(Query query, SearchOptions options, bool wait)
     {
         int k = options.K;
         ValidateK(k);
@@ -294,11 +300,23 @@ public sealed class Collection : IDisposable
                 : index.Search(query.Embedding, keys, similarities, filter);
             neighbours = new List<Neighbour>(k);
             var studies = options.OnePerStudy ? new HashSet<string>(StringComparer.Ordinal) : null;
+            var hits = query.Level == VolumeLevel.Instance ? new CaseRecord?[found] : null;
+            int read = 0;
             for (int i = 0; i < found && neighbours.Count < k; i++)
             {
                 if (keys[i] == excluded) continue;
+                if (hits is not null && i >= read)
+                {
+                    // The candidates that could still all be neighbours, read from the store together.
+                    int count = Math.Min(found - i, k - neighbours.Count + (excluded != 0 ? 1 : 0));
+                    if (wait) _store.ReadHits(keys, i, count, options.WithThumbnails, hits);
+                    else await _store.ReadHitsAsync(keys, i, count, options.WithThumbnails, hits);
+                    read = i + count;
+                }
+                Volume? volume = null;
+                var record = hits is not null ? hits[i] : _volumes.TryGet(query.Level, keys[i], out volume) ? volume.Record : null;
                 // A case deleted between the index hit and this read is simply not a neighbour any more.
-                if (!TryGetAt(query.Level, keys[i], options.WithThumbnails, out var record, out var volume)) continue;
+                if (record is null) continue;
                 // Held to the stored record, not the catalog: the two may differ while a write is in flight.
                 if (filter is not null && !admission.Admits(record.Id, CatalogEntry.From(record))) continue;
                 if (!options.Filter.MatchesMetadata(record)) continue;
@@ -311,14 +329,6 @@ public sealed class Collection : IDisposable
         }
         var (votes, unlabelled) = NeighbourVote.Tally(neighbours);
         return new SearchResult(neighbours, votes, unlabelled, ModelId);
-    }
-
-    private bool TryGetAt(VolumeLevel level, ulong id, bool withThumbnail, [NotNullWhen(true)] out CaseRecord? record, out Volume? volume)
-    {
-        volume = null;
-        if (level == VolumeLevel.Instance) return _store.TryGetHit(id, withThumbnail, out record);
-        record = _volumes.TryGet(level, id, out var found) ? (volume = found).Record : null;
-        return record is not null;
     }
 
     /// <summary>The query slice and hit slice most alike; the hit slice's thumbnail read from its stored instance.</summary>

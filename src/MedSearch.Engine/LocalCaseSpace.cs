@@ -4,7 +4,8 @@ namespace MedSearch.Engine;
 
 /// <summary>
 /// The case space of a single node: one <see cref="Collection"/>, which it owns. The collection's calls are
-/// synchronous and fast enough to run on the caller's thread, so each task is already complete when returned.
+/// synchronous and fast enough to run on the caller's thread, so each task is already complete when returned, except
+/// a search's, which awaits the hits it reads from disk.
 /// </summary>
 public sealed class LocalCaseSpace(Collection collection) : ICaseSpace, IDisposable
 {
@@ -31,7 +32,7 @@ public sealed class LocalCaseSpace(Collection collection) : ICaseSpace, IDisposa
     {
         cancellation.ThrowIfCancellationRequested();
         if (DateTime.UtcNow >= options.Deadline) throw new OperationCanceledException($"the deadline ({options.Deadline:O}) passed before the search started");
-        return Task.FromResult(Collection.Search(query, options));
+        return Collection.SearchAsync(query, options).AsTask();
     }
 
     /// <summary>

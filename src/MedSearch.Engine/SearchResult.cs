@@ -6,7 +6,7 @@ namespace MedSearch.Engine;
 /// A stored case (or series or study) found near a query; <see cref="Rank"/> starts at 1. For a volume query,
 /// <see cref="BestSlices"/> is the hit's slice and the query's slice that look most alike. An instance's
 /// <see cref="Case"/> comes without its embedding, which no caller of a search needs, and without its thumbnail unless
-/// <see cref="SearchOptions.WithThumbnails"/> (see CaseStore.TryGetHit).
+/// <see cref="SearchOptions.WithThumbnails"/> (see CaseStore.ReadHitsAsync).
 /// </summary>
 public sealed record Neighbour(int Rank, float Similarity, CaseRecord Case, SlicePair? BestSlices = null);
 

@@ -75,11 +75,20 @@ public sealed class CaseStoreTests : IDisposable
     {
         var expected = stored.Clone();
         expected.Embedding.Clear();
-        Assert.True(store.TryGetHit(stored.Id, withThumbnail: true, out var read), $"case {stored.Id} lost");
-        Assert.Equal(expected, read);
+        Assert.Equal(expected, ReadHit(store, stored.Id, withThumbnail: true));
         expected.Thumbnail = Google.Protobuf.ByteString.Empty;
-        Assert.True(store.TryGetHit(stored.Id, withThumbnail: false, out read), $"case {stored.Id} lost");
-        Assert.Equal(expected, read);
+        Assert.Equal(expected, ReadHit(store, stored.Id, withThumbnail: false));
+    }
+
+    /// <summary>One case read as a search hit, both ways (waited on and awaited), which must agree.</summary>
+    private static CaseRecord? ReadHit(CaseStore store, ulong id, bool withThumbnail)
+    {
+        var waited = new CaseRecord?[1];
+        store.ReadHits([id], 0, 1, withThumbnail, waited);
+        var awaited = new CaseRecord?[1];
+        store.ReadHitsAsync([id], 0, 1, withThumbnail, awaited).AsTask().GetAwaiter().GetResult();
+        Assert.Equal(waited[0], awaited[0]);
+        return waited[0];
     }
 
     [Fact]
@@ -96,7 +105,7 @@ public sealed class CaseStoreTests : IDisposable
         var cases = new[] { full, Case(22, dimensions: 2048), Case(23, dimensions: 0), new CaseRecord { Id = 24, Embedding = { 1f, 2f } } };
         foreach (var record in cases) store.Upsert(record);
         foreach (var record in cases) AssertHitReads(store, record);
-        Assert.False(store.TryGetHit(99, withThumbnail: true, out _));
+        Assert.Null(ReadHit(store, 99, withThumbnail: true));
         Assert.True(store.TryGet(21, out var withEmbedding));
         Assert.Equal(512, withEmbedding.Embedding.Count);
     }
@@ -236,7 +245,7 @@ public sealed class CaseStoreTests : IDisposable
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
-    public void Records_evicted_to_disk_are_read_back(bool readCache)
+    public async Task Records_evicted_to_disk_are_read_back(bool readCache)
     {
         const int records = 3000;
         var options = TinyMemory with { ReadCacheEnabled = readCache };
@@ -254,6 +263,21 @@ public sealed class CaseStoreTests : IDisposable
                     Assert.Equal(Case(id, dimensions: 32), read);
                     AssertHitReads(store, read);
                 }
+            }
+            // A search's hits read together, from disk and memory, with a missing case and a repeat, from an offset.
+            ulong[] batch = [0, 1, 2, 1500, records - 1, records, records + 5, 7, 3, 7];
+            var waited = new CaseRecord?[batch.Length];
+            var awaited = new CaseRecord?[batch.Length];
+            store.ReadHits(batch, 1, batch.Length - 1, withThumbnail: false, waited);
+            await store.ReadHitsAsync(batch, 1, batch.Length - 1, withThumbnail: false, awaited);
+            Assert.Null(waited[0]);
+            Assert.Null(awaited[0]);
+            for (int i = 1; i < batch.Length; i++)
+            {
+                var expected = batch[i] > records ? null : Case(batch[i], dimensions: 32);
+                expected?.Embedding.Clear();
+                Assert.Equal(expected, waited[i]);
+                Assert.Equal(expected, awaited[i]);
             }
 
             // Updating and deleting disk-resident cases has to find them there first (Count stays exact).
