@@ -98,7 +98,18 @@ public sealed class Collection : IDisposable
             }, out bool rebuilt);
             collection = new Collection(directory, options, encoder, store, snapshot, index, catalog, volumes, operatingPoints);
             // Saved at once: commands that never save it themselves (eval, export) would otherwise rebuild it on every run.
-            if (rebuilt && store.Count > 0) collection.Checkpoint(saveIndex: true);
+            // Not at the cost of the open: on a full or read-only disk an export or delete is what frees it.
+            if (rebuilt && store.Count > 0)
+            {
+                try
+                {
+                    collection.Checkpoint(saveIndex: true);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException or StoreException)
+                {
+                    log($"index: the rebuilt index could not be saved ({e.Message}); the next open rebuilds it again");
+                }
+            }
             return collection;
         }
         catch
@@ -307,8 +318,10 @@ public sealed class Collection : IDisposable
                 if (keys[i] == excluded) continue;
                 if (hits is not null && i >= read)
                 {
-                    // The candidates that could still all be neighbours, read from the store together.
-                    int count = Math.Min(found - i, k - neighbours.Count + (excluded != 0 ? 1 : 0));
+                    // The candidates that could still all be neighbours, read from the store together; twice as many where
+                    // metadata conditions or grouping will turn some away.
+                    int remaining = k - neighbours.Count + (excluded != 0 ? 1 : 0);
+                    int count = Math.Min(found - i, lengthen ? 2 * remaining : remaining);
                     if (wait) _store.ReadHits(keys, i, count, options.WithThumbnails, hits);
                     else await _store.ReadHitsAsync(keys, i, count, options.WithThumbnails, hits);
                     read = i + count;
@@ -322,7 +335,7 @@ public sealed class Collection : IDisposable
                 if (!options.Filter.MatchesMetadata(record)) continue;
                 if (studies is not null && record.Metadata.TryGetValue("study_instance_uid", out var study) && !studies.Add(study)) continue;
                 neighbours.Add(new Neighbour(neighbours.Count + 1, similarities[i], record,
-                    volume is not null && query.Slices is { Count: > 0 } slices ? BestSlices(slices, volume) : null));
+                    volume is not null && query.Slices is { Count: > 0 } slices ? BestSlices(slices, volume, options.WithThumbnails) : null));
             }
             if (neighbours.Count >= k || found < fetch || fetch >= limit) break;
             fetch = (int)Math.Min(limit, fetch * 4L);
@@ -331,8 +344,8 @@ public sealed class Collection : IDisposable
         return new SearchResult(neighbours, votes, unlabelled, ModelId);
     }
 
-    /// <summary>The query slice and hit slice most alike; the hit slice's thumbnail read from its stored instance.</summary>
-    private SlicePair BestSlices(IReadOnlyList<QuerySlice> query, Volume hit)
+    /// <summary>The query slice and hit slice most alike; the hit slice's thumbnail read from its stored instance when asked for.</summary>
+    private SlicePair BestSlices(IReadOnlyList<QuerySlice> query, Volume hit, bool withThumbnail)
     {
         // At most MaxPairedSlices a side (evenly spread), so a study of many series costs k × 32² cosines, not k × 320².
         (int Query, int Hit, float Similarity) best = (0, 0, float.NegativeInfinity);
@@ -343,7 +356,7 @@ public sealed class Collection : IDisposable
             if (similarity > best.Similarity) best = (q, h, similarity);
         }
         var slice = hit.Slices[best.Hit];
-        var thumbnail = _store.TryGet(slice.InstanceId, out var instance) ? instance.Thumbnail.ToByteArray() : [];
+        var thumbnail = withThumbnail && _store.TryGet(slice.InstanceId, out var instance) ? instance.Thumbnail.ToByteArray() : [];
         return new SlicePair(query[best.Query].Name, query[best.Query].Thumbnail, slice.Key, thumbnail, best.Similarity);
     }
 

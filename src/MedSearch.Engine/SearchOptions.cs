@@ -28,7 +28,10 @@ public sealed record SearchOptions
     public IReadOnlySet<ulong>? ExcludedCases { get; init; }
     /// <summary>Score every admissible case instead of walking the graph: slow, but what the graph approximates.</summary>
     public bool Exact { get; init; }
-    /// <summary>Hits carry their stored thumbnails; without, the thumbnails are not even read (a few KiB a hit).</summary>
+    /// <summary>
+    /// Hits carry their stored thumbnails, and a volume hit's best slice its thumbnail. Without, an instance hit's
+    /// thumbnail is not even read from the store (a few KiB a hit), nor is the best slice's instance.
+    /// </summary>
     public bool WithThumbnails { get; init; }
     /// <summary>
     /// When the caller stops waiting (UTC). A cluster gives its shards until shortly before then and answers with

@@ -111,7 +111,7 @@ public sealed unsafe class HnswIndex : IVectorIndex
         // USearch gives each running call one of a fixed set of thread contexts and fails a call that finds
         // none free ("Reserve capacity ahead of searches!") instead of waiting. It makes one per hardware
         // thread, which can differ from what .NET schedules on (cgroup limits, DOTNET_PROCESSOR_COUNT), so the
-        // count is set here and searches queue on a semaphore of the same size.
+        // count is set here and searches queue on a semaphore of ConcurrentSearches.
         _searchSlots = new SemaphoreSlim(options.ConcurrentSearches, options.ConcurrentSearches);
         usearch_change_threads_add(handle, (nuint)options.Threads, out var error);
         Check(error, "reserving add contexts");

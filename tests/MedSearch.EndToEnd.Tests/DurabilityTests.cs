@@ -180,7 +180,7 @@ public sealed class DurabilityTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void An_index_rebuilt_on_open_is_saved_so_the_next_open_loads_it()
+    public async Task An_index_rebuilt_on_open_is_saved_so_the_next_open_loads_it_and_an_unsavable_one_is_served_anyway()
     {
         using var work = new Workspace();
         var data = work.DataDir("data");
@@ -195,6 +195,15 @@ public sealed class DurabilityTests(ITestOutputHelper output)
         using (var second = Collection.Open(data, new CollectionOptions(), log.Add))
             AssertIndexMatchesStore(second, expected);
         Assert.DoesNotContain(log, line => line.Contains("rebuil", StringComparison.Ordinal));
+
+        // Where the index cannot be written (here a file stands where its folder goes), the open still serves.
+        var indexFolder = Path.Combine(data, "hnsw");
+        Directory.Delete(indexFolder, recursive: true);
+        await File.WriteAllTextAsync(indexFolder, "in the way");
+        log.Clear();
+        using (var third = Collection.Open(data, new CollectionOptions(), log.Add))
+            AssertIndexMatchesStore(third, expected);
+        Assert.Contains(log, line => line.StartsWith("index: the rebuilt index could not be saved", StringComparison.Ordinal));
     }
 
     [Fact]

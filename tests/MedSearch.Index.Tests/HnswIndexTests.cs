@@ -366,7 +366,8 @@ public sealed class HnswIndexTests : IDisposable
     {
         // Each search's filter holds it inside USearch's graph walk, where it holds a search context, until the
         // test lets go. More vectors than the initial capacity: the contexts must survive the graph's growth.
-        const int concurrent = 3;
+        // More than the cores: USearch's own default is one context per hardware thread.
+        int concurrent = Environment.ProcessorCount + 2;
         var vectors = UnitVectors(1500, seed: 30);
         using var index = Build(vectors, new HnswOptions { Threads = 1, ConcurrentSearches = concurrent });
         using var entered = new SemaphoreSlim(0);

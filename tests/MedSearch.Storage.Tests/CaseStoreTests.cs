@@ -80,13 +80,13 @@ public sealed class CaseStoreTests : IDisposable
         Assert.Equal(expected, ReadHit(store, stored.Id, withThumbnail: false));
     }
 
-    /// <summary>One case read as a search hit, both ways (waited on and awaited), which must agree.</summary>
+    /// <summary>One case read as a search hit, both ways (awaited first: a read cache may keep it for the second), which must agree.</summary>
     private static CaseRecord? ReadHit(CaseStore store, ulong id, bool withThumbnail)
     {
-        var waited = new CaseRecord?[1];
-        store.ReadHits([id], 0, 1, withThumbnail, waited);
         var awaited = new CaseRecord?[1];
         store.ReadHitsAsync([id], 0, 1, withThumbnail, awaited).AsTask().GetAwaiter().GetResult();
+        var waited = new CaseRecord?[1];
+        store.ReadHits([id], 0, 1, withThumbnail, waited);
         Assert.Equal(waited[0], awaited[0]);
         return waited[0];
     }
@@ -101,7 +101,7 @@ public sealed class CaseStoreTests : IDisposable
         full.Thumbnail = Google.Protobuf.ByteString.CopyFrom(new byte[3000]);
         full.Metadata["modality"] = "CR";
         full.Labels.Add("effusion");
-        // Larger than the inline read buffer (pooled memory), none at all, and no field after the embedding.
+        // A large embedding, none at all, and no field after the embedding.
         var cases = new[] { full, Case(22, dimensions: 2048), Case(23, dimensions: 0), new CaseRecord { Id = 24, Embedding = { 1f, 2f } } };
         foreach (var record in cases) store.Upsert(record);
         foreach (var record in cases) AssertHitReads(store, record);
@@ -268,8 +268,8 @@ public sealed class CaseStoreTests : IDisposable
             ulong[] batch = [0, 1, 2, 1500, records - 1, records, records + 5, 7, 3, 7];
             var waited = new CaseRecord?[batch.Length];
             var awaited = new CaseRecord?[batch.Length];
-            store.ReadHits(batch, 1, batch.Length - 1, withThumbnail: false, waited);
             await store.ReadHitsAsync(batch, 1, batch.Length - 1, withThumbnail: false, awaited);
+            store.ReadHits(batch, 1, batch.Length - 1, withThumbnail: false, waited);
             Assert.Null(waited[0]);
             Assert.Null(awaited[0]);
             for (int i = 1; i < batch.Length; i++)
