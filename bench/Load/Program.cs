@@ -10,8 +10,9 @@ using MedSearch.Server;
 using MedSearch.Storage.Records;
 using SkiaSharp;
 
-// Load benchmark of issue 6: the real server on loopback over a collection of N cases, driven by 16 and 64
-// concurrent gRPC clients (one connection each) for a fixed time per run, searching by vector and by image.
+// Load benchmark of issue 6: the real server on loopback over a collection of N cases (sized like DICOM cases, see
+// BenchCollection), driven by 16 and 64 concurrent gRPC clients (one connection each) for a fixed time per run,
+// searching by vector and by image.
 // Prints a markdown table: throughput, p50/p95/p99 latency as the clients see it and as the server's audit log
 // records it (the handler's own time, without HTTP/2 and queueing), and errors per run.
 //   MedSearch.Bench.Load OUT [--cases 100000] [--seconds 30] [--clients 16,64] [--modes vector,image] [--allocations]
