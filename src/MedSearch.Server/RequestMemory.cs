@@ -96,8 +96,9 @@ public sealed class RequestMemory
         long charged = 0;
         try
         {
-            // Kestrel's body limit still applies to this read (HTTP 413 beyond it).
-            var body = new MemoryStream((int)Math.Min(context.Request.ContentLength ?? 0, _largestMessage));
+            // Kestrel's body limit still applies to this read (HTTP 413 beyond it). Grown as bytes arrive and are
+            // charged, not sized from Content-Length: a declared length alone would take memory the budget never saw.
+            var body = new MemoryStream();
             var chunk = ArrayPool<byte>.Shared.Rent(1 << 16);
             try
             {
