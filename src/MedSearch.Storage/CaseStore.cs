@@ -250,29 +250,14 @@ public sealed class CaseStore : IDisposable
     /// that block pool threads on them starve it under load (64 clients on 100k DICOM-sized cases, most on disk:
     /// 3 searches a second, 22 s each).
     /// </summary>
-    public async ValueTask ReadHitsAsync(ulong[] ids, int start, int count, bool withThumbnail, CaseRecord?[] records)
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        var session = RentSession();
-        try
-        {
-            if (StartHits(session, ids, start, count, withThumbnail, records))
-            {
-                using var completed = await session.CompletePendingWithOutputsAsync();
-                FinishHits(completed, ids, start, count, withThumbnail, records);
-            }
-        }
-        catch
-        {
-            // It may still have reads in flight: a fresh session takes its place.
-            session.Dispose();
-            throw;
-        }
-        ReturnSession(session);
-    }
+    public ValueTask ReadHitsAsync(ulong[] ids, int start, int count, bool withThumbnail, CaseRecord?[] records) =>
+        ReadHits(ids, start, count, withThumbnail, records, wait: false);
 
     /// <summary><see cref="ReadHitsAsync"/> waiting for the disk on this thread: for batch jobs, which hold few threads.</summary>
-    public void ReadHits(ulong[] ids, int start, int count, bool withThumbnail, CaseRecord?[] records)
+    public void ReadHits(ulong[] ids, int start, int count, bool withThumbnail, CaseRecord?[] records) =>
+        ReadHits(ids, start, count, withThumbnail, records, wait: true).GetAwaiter().GetResult();
+
+    private async ValueTask ReadHits(ulong[] ids, int start, int count, bool withThumbnail, CaseRecord?[] records, bool wait)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         var session = RentSession();
@@ -280,12 +265,15 @@ public sealed class CaseStore : IDisposable
         {
             if (StartHits(session, ids, start, count, withThumbnail, records))
             {
-                session.CompletePendingWithOutputs(out var completed, wait: true);
+                CompletedOutputIterator<SpanByte, SpanByte, SpanByte, SpanByteAndMemory, Empty> completed;
+                if (wait) session.CompletePendingWithOutputs(out completed, wait: true);
+                else completed = await session.CompletePendingWithOutputsAsync();
                 using (completed) FinishHits(completed, ids, start, count, withThumbnail, records);
             }
         }
         catch
         {
+            // It may still have reads in flight: a fresh session takes its place.
             session.Dispose();
             throw;
         }
