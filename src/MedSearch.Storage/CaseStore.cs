@@ -263,12 +263,16 @@ public sealed class CaseStore : IDisposable
         var session = RentSession();
         try
         {
-            if (StartHits(session, ids, start, count, withThumbnail, records))
+            IEnumerable<int> asked = Enumerable.Range(start, count);
+            while (StartHits(session, ids, asked, withThumbnail, records) is { } pending)
             {
                 CompletedOutputIterator<SpanByte, SpanByte, SpanByte, SpanByteAndMemory, Empty> completed;
                 if (wait) session.CompletePendingWithOutputs(out completed, wait: true);
                 else completed = await session.CompletePendingWithOutputsAsync();
-                using (completed) FinishHits(completed, ids, start, count, withThumbnail, records);
+                using (completed) FinishHits(completed, ids, pending, withThumbnail, records);
+                // A read FASTER retried inside CompletePending (a checkpoint was changing versions) comes back without
+                // an output: those are asked again.
+                asked = pending;
             }
         }
         catch
@@ -280,14 +284,14 @@ public sealed class CaseStore : IDisposable
         ReturnSession(session);
     }
 
-    /// <summary>Issues the reads; those answered from memory are parsed at once. True when some went to disk.</summary>
-    private unsafe bool StartHits(Session session, ulong[] ids, int start, int count, bool withThumbnail, CaseRecord?[] records)
+    /// <summary>Issues the reads of the places <paramref name="asked"/>; those answered from memory are parsed at once. The places that went to disk, or null.</summary>
+    private unsafe List<int>? StartHits(Session session, ulong[] ids, IEnumerable<int> asked, bool withThumbnail, CaseRecord?[] records)
     {
-        bool pending = false;
+        List<int>? pending = null;
         Span<byte> keyBytes = stackalloc byte[sizeof(ulong)];
         fixed (byte* k = keyBytes)
         {
-            for (int i = start; i < start + count; i++)
+            foreach (int i in asked)
             {
                 BinaryPrimitives.WriteUInt64LittleEndian(keyBytes, ids[i]);
                 var key = SpanByte.FromPointer(k, keyBytes.Length);
@@ -298,7 +302,7 @@ public sealed class CaseStore : IDisposable
                 var status = session.Read(ref key, ref input, ref output);
                 if (status.IsPending)
                 {
-                    pending = true;
+                    (pending ??= []).Add(i);
                     continue;
                 }
                 records[i] = Hit(ids[i], status, ref output, withThumbnail);
@@ -307,16 +311,21 @@ public sealed class CaseStore : IDisposable
         return pending;
     }
 
+    /// <summary>Parses the completed reads into their places, and takes those places off <paramref name="pending"/>.</summary>
     private void FinishHits(CompletedOutputIterator<SpanByte, SpanByte, SpanByte, SpanByteAndMemory, Empty> completed,
-        ulong[] ids, int start, int count, bool withThumbnail, CaseRecord?[] records)
+        ulong[] ids, List<int> pending, bool withThumbnail, CaseRecord?[] records)
     {
         while (completed.Next())
         {
             ulong id = BinaryPrimitives.ReadUInt64LittleEndian(completed.Current.Key.AsReadOnlySpan());
             var hit = Hit(id, completed.Current.Status, ref completed.Current.Output, withThumbnail);
             // Every place that asked for it: an id may be listed twice.
-            for (int i = start; i < start + count; i++)
-                if (ids[i] == id) records[i] = hit;
+            pending.RemoveAll(i =>
+            {
+                if (ids[i] != id) return false;
+                records[i] = hit;
+                return true;
+            });
         }
     }
 
@@ -604,16 +613,21 @@ public sealed class CaseStore : IDisposable
     {
         var input = default(SpanByte);
         var status = session.Read(ref key, ref input, ref output);
-        if (status.IsPending)
+        while (status.IsPending)
         {
             session.CompletePendingWithOutputs(out var completed, wait: true);
             using (completed)
             {
-                // One read was issued on this session, so exactly one completion comes back.
-                completed.Next();
-                status = completed.Current.Status;
-                output = completed.Current.Output;
+                if (completed.Next())
+                {
+                    status = completed.Current.Status;
+                    output = completed.Current.Output;
+                    break;
+                }
             }
+            // A read FASTER retried inside CompletePending (a checkpoint was changing versions) comes back without an
+            // output: read again.
+            status = session.Read(ref key, ref input, ref output);
         }
         if (status.IsFaulted)
             throw new StoreException($"reading case {id} from store {_directory} failed");
